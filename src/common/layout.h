@@ -1,0 +1,216 @@
+// The shared-memory layout between the supervisor and its workers.
+//
+// Two kinds of region, both memfds created and owned by the supervisor:
+//
+//  * one ControlRegion per agent: configuration view, worker heartbeats,
+//    global counters, the Control stream status, the wake-up bitmaps and a
+//    fixed table of session slots. Listener and uplink map it read-write,
+//    the admin worker read-only.
+//  * one SessionRegion per accepted TCP connection: a small header and two
+//    single-producer/single-consumer byte rings, `up` (device -> backend,
+//    written by the listener, read by the uplink) and `down` (backend ->
+//    device, written by the uplink, read by the listener).
+//
+// Every region starts with a magic and a layout version; a process that finds
+// another version refuses the region (a restarted worker built from a newer
+// package must not misread an older supervisor's memory). Bump the version on
+// any change to a struct below; docs/architecture.md describes them.
+//
+// Everything that more than one process writes or reads while another writes
+// is a std::atomic that is lock-free (static_asserts below), so no process can
+// ever wait on a lock held by another.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "common/endpoint.h"
+
+namespace kbgp::shm {
+
+constexpr uint32_t kControlMagic = 0x4b424731;  // "KBG1"
+constexpr uint32_t kSessionMagic = 0x4b425331;  // "KBS1"
+constexpr uint32_t kLayoutVersion = 1;
+
+constexpr uint32_t kMaxSessions = 4096;
+constexpr uint32_t kMaxListeners = 16;
+constexpr size_t kRingCapacity = 128 * 1024;  // per direction; power of two
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<int64_t>::is_always_lock_free);
+static_assert((kRingCapacity & (kRingCapacity - 1)) == 0);
+
+enum class WorkerKind : uint32_t { Listener = 0, Uplink = 1, Admin = 2 };
+constexpr uint32_t kWorkerCount = 3;
+
+enum class WorkerState : uint32_t { Down = 0, Starting = 1, Ready = 2 };
+
+struct alignas(64) WorkerStatus {
+  std::atomic<uint32_t> pid;
+  std::atomic<uint32_t> state;          // WorkerState
+  std::atomic<int64_t> heartbeat_mono_ns;  // CLOCK_MONOTONIC, updated by the worker
+  std::atomic<int64_t> started_ns;      // realtime, set by the supervisor
+  std::atomic<uint64_t> restarts;       // set by the supervisor
+};
+
+// Written once by the supervisor before any worker starts; read-only after.
+struct ConfigView {
+  char instance_id[40];
+  char version[64];
+  char target[256];
+  char api_email[256];
+  char md5_interface[64];
+  char listeners[kMaxListeners][64];
+  uint32_t listener_count;
+  uint32_t md5_enabled;
+  uint32_t site_id;
+  uint32_t multi;
+  int64_t agent_start_ns;  // realtime
+};
+
+// Monotonic counters; Prometheus counters are read straight from here.
+struct alignas(64) GlobalCounters {
+  std::atomic<uint64_t> connections_accepted;   // supervisor
+  std::atomic<uint64_t> connections_denied;     // supervisor: closed, deny-listed
+  std::atomic<uint64_t> connections_rejected;   // supervisor: no free slot
+  std::atomic<uint64_t> sessions_closed;        // supervisor: slot freed
+  std::atomic<uint64_t> framing_errors;         // listener
+  std::atomic<uint64_t> grpc_connections_open;  // uplink: gauge
+  std::atomic<uint64_t> grpc_reconnects;        // uplink
+  std::atomic<uint64_t> data_streams_open;      // uplink: gauge
+  std::atomic<uint64_t> data_streams_failed;    // uplink
+  std::atomic<uint64_t> control_requests;       // uplink
+  std::atomic<uint64_t> devices_denied;         // uplink: BLOCK_IP answers
+  std::atomic<uint64_t> deny_list_size;         // supervisor: gauge
+};
+
+struct alignas(64) ControlStreamStatus {
+  std::atomic<uint32_t> connected;
+  std::atomic<int64_t> since_ns;        // realtime of the last connect
+  std::atomic<uint64_t> messages_rx;
+  std::atomic<int64_t> last_tx_ns;      // realtime of the last keepalive sent
+  std::atomic<int64_t> last_rx_ns;      // realtime of the last keepalive received
+  std::atomic<int64_t> last_rtt_us;
+};
+
+enum class SlotState : uint32_t { Free = 0, Active = 1, Closing = 2 };
+
+// One per possible session. The supervisor fills the identity fields and then
+// publishes state=Active (release); readers check state and generation before
+// and after reading (acquire) and discard what changed in between.
+struct alignas(64) SessionSlot {
+  std::atomic<uint32_t> state;       // SlotState
+  std::atomic<uint32_t> generation;  // bumped by the supervisor on every reuse
+  uint8_t session_id[16];            // v4 UUID, raw bytes
+  Endpoint device;                   // peer address of the device
+  Endpoint local;                    // our address the device reached
+  int64_t accepted_ns;               // realtime
+  // Listener-written statistics.
+  std::atomic<uint64_t> msgs_up;
+  std::atomic<uint64_t> bytes_up;
+  std::atomic<uint64_t> bytes_down;
+  std::atomic<uint32_t> peer_asn;        // from the device's OPEN (4-byte if present)
+  std::atomic<uint32_t> peer_router_id;  // network byte order
+  std::atomic<uint32_t> hold_time;
+  // Uplink-written state.
+  std::atomic<uint32_t> data_connected;   // Data stream established
+  std::atomic<int64_t> data_since_ns;     // realtime
+  std::atomic<uint64_t> data_requests;    // counter-up
+  std::atomic<uint64_t> data_responses;   // counter-down
+  std::atomic<uint32_t> device_id;
+  // ServerMetadata of the Data stream as a JSON object, guarded by a seqlock:
+  // the uplink makes metadata_seq odd, writes, makes it even again.
+  std::atomic<uint32_t> metadata_seq;
+  uint32_t metadata_len;
+  char metadata_json[2048];
+  char device_name[128];
+};
+
+struct ControlHeader {
+  uint32_t magic;
+  uint32_t version;
+  uint64_t region_size;
+  uint32_t max_sessions;
+  uint32_t worker_count;
+  uint64_t sessions_offset;  // offsetof(ControlRegion, sessions)
+};
+
+struct ControlRegion {
+  ControlHeader header;
+  ConfigView config;
+  WorkerStatus workers[kWorkerCount];
+  GlobalCounters counters;
+  ControlStreamStatus control;
+  // Wake-up bitmaps: a set bit says "look at this session". The setter then
+  // writes the matching eventfd; the reader clears the bit before it looks.
+  std::atomic<uint64_t> up_pending[kMaxSessions / 64];    // listener -> uplink
+  std::atomic<uint64_t> down_pending[kMaxSessions / 64];  // uplink -> listener
+  SessionSlot sessions[kMaxSessions];
+};
+
+// Ring `closed` values.
+enum class RingClose : uint32_t { Open = 0, Eof = 1, Abort = 2 };
+
+// A single-producer/single-consumer byte ring. Positions count bytes since the
+// session began and never wrap; the byte at position p lives at
+// data[p % capacity]. write_pos is only written by the producer, read_pos
+// only by the consumer.
+struct alignas(64) RingHeader {
+  std::atomic<uint64_t> write_pos;
+  std::atomic<uint32_t> closed;   // RingClose, set by the producer after its last write
+  uint32_t pad0;
+  alignas(64) std::atomic<uint64_t> read_pos;
+  std::atomic<uint64_t> messages;  // consumer's count: DataRequests sent (up) /
+                                   // unused (down)
+};
+
+struct SessionHeader {
+  uint32_t magic;
+  uint32_t version;
+  uint64_t region_size;
+  uint64_t ring_capacity;
+  uint32_t slot;
+  uint32_t generation;
+  uint8_t session_id[16];
+  uint64_t up_offset;    // offset of the up ring data
+  uint64_t down_offset;  // offset of the down ring data
+};
+
+struct SessionRegion {
+  SessionHeader header;
+  RingHeader up;
+  RingHeader down;
+  alignas(4096) uint8_t up_data[kRingCapacity];
+  alignas(4096) uint8_t down_data[kRingCapacity];
+};
+
+constexpr size_t kControlRegionSize = (sizeof(ControlRegion) + 4095) & ~size_t{4095};
+constexpr size_t kSessionRegionSize = (sizeof(SessionRegion) + 4095) & ~size_t{4095};
+
+// Initialises a freshly created (zeroed) region.
+void init_control(ControlRegion* region);
+void init_session(SessionRegion* region, uint32_t slot, uint32_t generation,
+                  const uint8_t session_id[16]);
+// Checks magic, version and sizes of a mapped region; false = refuse it.
+bool valid_control(const ControlRegion* region, size_t mapped_size);
+bool valid_session(const SessionRegion* region, size_t mapped_size);
+
+// Wake-up bitmap helpers.
+inline void mark_pending(std::atomic<uint64_t>* bitmap, uint32_t slot) {
+  bitmap[slot / 64].fetch_or(uint64_t{1} << (slot % 64), std::memory_order_release);
+}
+// Calls fn(slot) for every set bit, clearing the bits first.
+template <typename Fn>
+void drain_pending(std::atomic<uint64_t>* bitmap, Fn&& fn) {
+  for (uint32_t word = 0; word < kMaxSessions / 64; ++word) {
+    uint64_t bits = bitmap[word].exchange(0, std::memory_order_acq_rel);
+    while (bits) {
+      int bit = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      fn(word * 64 + static_cast<uint32_t>(bit));
+    }
+  }
+}
+
+}  // namespace kbgp::shm

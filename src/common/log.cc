@@ -1,0 +1,136 @@
+#include "common/log.h"
+
+#include <jansson.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+#include <memory>
+
+#include "common/timeutil.h"
+
+namespace kbgp::log {
+
+namespace {
+std::string g_component = "kbgp";
+Level g_level = Level::Info;
+Format g_format = Format::Json;
+std::shared_ptr<spdlog::logger> g_logger;
+
+spdlog::logger& logger() {
+  if (!g_logger) {
+    // stderr_sink_mt writes each formatted line with one fwrite+fflush, so
+    // lines from several threads never interleave.
+    g_logger = std::make_shared<spdlog::logger>(
+        "kbgp", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    g_logger->set_pattern("%v");
+    g_logger->set_level(spdlog::level::trace);
+    g_logger->flush_on(spdlog::level::trace);
+  }
+  return *g_logger;
+}
+
+const char* short_name(Level level) {
+  switch (level) {
+    case Level::Trace: return "TRC";
+    case Level::Debug: return "DBG";
+    case Level::Info: return "INF";
+    case Level::Warn: return "WRN";
+    case Level::Error: return "ERR";
+    case Level::Critical: return "CRT";
+    case Level::Off: return "OFF";
+  }
+  return "???";
+}
+
+bool needs_quotes(std::string_view v) {
+  if (v.empty()) return true;
+  for (char c : v)
+    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20) return true;
+  return false;
+}
+}  // namespace
+
+void init(std::string_view component, Level level, Format format) {
+  g_component = std::string(component);
+  g_level = level;
+  g_format = format;
+  logger();
+}
+
+void set_level(Level level) { g_level = level; }
+Level level() { return g_level; }
+Format format() { return g_format; }
+
+std::optional<Level> parse_level(std::string_view text) {
+  if (text == "trace") return Level::Trace;
+  if (text == "debug") return Level::Debug;
+  if (text == "info") return Level::Info;
+  if (text == "warn" || text == "warning") return Level::Warn;
+  if (text == "error") return Level::Error;
+  if (text == "critical" || text == "fatal") return Level::Critical;
+  if (text == "off" || text == "disabled") return Level::Off;
+  return std::nullopt;
+}
+
+const char* level_name(Level level) {
+  switch (level) {
+    case Level::Trace: return "trace";
+    case Level::Debug: return "debug";
+    case Level::Info: return "info";
+    case Level::Warn: return "warn";
+    case Level::Error: return "error";
+    case Level::Critical: return "critical";
+    case Level::Off: return "off";
+  }
+  return "unknown";
+}
+
+std::string format_line(Level level, std::string_view message,
+                        std::initializer_list<Field> fields, int64_t realtime_ns) {
+  if (g_format == Format::Human) {
+    std::string line = format_time_human(realtime_ns);
+    line += ' ';
+    line += short_name(level);
+    line += ' ';
+    line += message;
+    line += " component=" + g_component;
+    for (const auto& f : fields) {
+      line += ' ';
+      line += f.key;
+      line += '=';
+      if (needs_quotes(f.value)) {
+        json_t* s = json_stringn(f.value.data(), f.value.size());
+        char* quoted = s ? json_dumps(s, JSON_ENCODE_ANY) : nullptr;
+        line += quoted ? quoted : "\"\"";
+        free(quoted);
+        json_decref(s);
+      } else {
+        line += f.value;
+      }
+    }
+    return line;
+  }
+  json_t* obj = json_object();
+  json_object_set_new(obj, "time", json_string(format_time_rfc3339(realtime_ns).c_str()));
+  json_object_set_new(obj, "level", json_string(level_name(level)));
+  json_object_set_new(obj, "message", json_stringn(message.data(), message.size()));
+  json_object_set_new(obj, "service", json_string("kbgp"));
+  json_object_set_new(obj, "component", json_string(g_component.c_str()));
+  for (const auto& f : fields) {
+    std::string key(f.key);
+    json_object_set_new(obj, key.c_str(), json_stringn(f.value.data(), f.value.size()));
+  }
+  char* text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  std::string line = text ? text : "{}";
+  free(text);
+  json_decref(obj);
+  return line;
+}
+
+void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  if (level < g_level || level == Level::Off) return;
+  logger().log(spdlog::level::info, "{}", format_line(level, message, fields, realtime_ns()));
+}
+
+}  // namespace kbgp::log

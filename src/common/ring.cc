@@ -1,0 +1,100 @@
+#include "common/ring.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace kbgp {
+
+namespace {
+// Bytes between read and write, clamped so a corrupt position from the other
+// process can never make us exceed the ring.
+size_t used_bytes(uint64_t write_pos, uint64_t read_pos, size_t capacity) {
+  if (write_pos < read_pos) return 0;
+  return static_cast<size_t>(std::min<uint64_t>(write_pos - read_pos, capacity));
+}
+}  // namespace
+
+size_t RingProducer::free_space() const {
+  uint64_t w = header_->write_pos.load(std::memory_order_relaxed);
+  uint64_t r = header_->read_pos.load(std::memory_order_acquire);
+  if (w < r) return 0;  // consumer corrupt: refuse to write
+  return capacity_ - used_bytes(w, r, capacity_);
+}
+
+RingProducer::Spans RingProducer::writable() const {
+  size_t space = free_space();
+  uint64_t w = header_->write_pos.load(std::memory_order_relaxed);
+  size_t offset = static_cast<size_t>(w % capacity_);
+  size_t first = std::min(space, capacity_ - offset);
+  return {std::span<uint8_t>(data_ + offset, first),
+          std::span<uint8_t>(data_, space - first)};
+}
+
+void RingProducer::commit(size_t n) {
+  uint64_t w = header_->write_pos.load(std::memory_order_relaxed);
+  header_->write_pos.store(w + n, std::memory_order_release);
+}
+
+size_t RingProducer::write_some(std::span<const uint8_t> bytes) {
+  Spans spans = writable();
+  size_t n1 = std::min(bytes.size(), spans.first.size());
+  std::memcpy(spans.first.data(), bytes.data(), n1);
+  size_t n2 = std::min(bytes.size() - n1, spans.second.size());
+  if (n2) std::memcpy(spans.second.data(), bytes.data() + n1, n2);
+  if (n1 + n2) commit(n1 + n2);
+  return n1 + n2;
+}
+
+bool RingProducer::write(std::span<const uint8_t> bytes) {
+  if (bytes.size() > free_space()) return false;
+  write_some(bytes);
+  return true;
+}
+
+void RingProducer::close(shm::RingClose how) {
+  header_->closed.store(static_cast<uint32_t>(how), std::memory_order_release);
+}
+
+uint64_t RingProducer::write_pos() const {
+  return header_->write_pos.load(std::memory_order_relaxed);
+}
+
+size_t RingConsumer::available() const {
+  uint64_t w = header_->write_pos.load(std::memory_order_acquire);
+  uint64_t r = header_->read_pos.load(std::memory_order_relaxed);
+  return used_bytes(w, r, capacity_);
+}
+
+RingConsumer::Spans RingConsumer::readable() const {
+  size_t avail = available();
+  uint64_t r = header_->read_pos.load(std::memory_order_relaxed);
+  size_t offset = static_cast<size_t>(r % capacity_);
+  size_t first = std::min(avail, capacity_ - offset);
+  return {std::span<const uint8_t>(data_ + offset, first),
+          std::span<const uint8_t>(data_, avail - first)};
+}
+
+void RingConsumer::peek(size_t offset, uint8_t* out, size_t n) const {
+  uint64_t r = header_->read_pos.load(std::memory_order_relaxed) + offset;
+  size_t start = static_cast<size_t>(r % capacity_);
+  size_t n1 = std::min(n, capacity_ - start);
+  std::memcpy(out, data_ + start, n1);
+  if (n > n1) std::memcpy(out + n1, data_, n - n1);
+}
+
+void RingConsumer::consume(size_t n) {
+  uint64_t r = header_->read_pos.load(std::memory_order_relaxed);
+  header_->read_pos.store(r + n, std::memory_order_release);
+}
+
+shm::RingClose RingConsumer::closed() const {
+  uint32_t v = header_->closed.load(std::memory_order_acquire);
+  if (v > static_cast<uint32_t>(shm::RingClose::Abort)) return shm::RingClose::Abort;
+  return static_cast<shm::RingClose>(v);
+}
+
+uint64_t RingConsumer::read_pos() const {
+  return header_->read_pos.load(std::memory_order_relaxed);
+}
+
+}  // namespace kbgp

@@ -1,0 +1,94 @@
+// Producer and consumer views of a shared-memory byte ring (layout.h).
+//
+// Positions are 64-bit byte counts that never wrap. The producer publishes
+// bytes by storing write_pos with release order after copying them; the
+// consumer frees space by storing read_pos with release order after it no
+// longer needs the bytes. Each side trusts nothing the other side wrote
+// beyond clamping: a corrupted peer position cannot make us read or write
+// outside the ring.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "common/layout.h"
+
+namespace kbgp {
+
+class RingProducer {
+ public:
+  RingProducer() = default;
+  RingProducer(shm::RingHeader* header, uint8_t* data, size_t capacity)
+      : header_(header), data_(data), capacity_(capacity) {}
+
+  // Bytes that can be written now.
+  size_t free_space() const;
+  // Copies all of `bytes` if it fits, publishes them, returns true; else
+  // writes nothing and returns false.
+  bool write(std::span<const uint8_t> bytes);
+  // Writes as much of `bytes` as fits; returns how many were written.
+  size_t write_some(std::span<const uint8_t> bytes);
+  // Zero-copy producing: up to two spans of free space at the write position.
+  // Fill a prefix of them, then commit() that many bytes.
+  struct Spans {
+    std::span<uint8_t> first;
+    std::span<uint8_t> second;
+  };
+  Spans writable() const;
+  void commit(size_t n);
+
+  void close(shm::RingClose how);
+  uint64_t write_pos() const;
+
+ private:
+  shm::RingHeader* header_ = nullptr;
+  uint8_t* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+class RingConsumer {
+ public:
+  RingConsumer() = default;
+  RingConsumer(shm::RingHeader* header, const uint8_t* data, size_t capacity)
+      : header_(header), data_(data), capacity_(capacity) {}
+
+  // Bytes available to read now.
+  size_t available() const;
+  // Up to two spans of readable bytes starting at the read position.
+  struct Spans {
+    std::span<const uint8_t> first;
+    std::span<const uint8_t> second;
+    size_t size() const { return first.size() + second.size(); }
+  };
+  Spans readable() const;
+  // Copies `n` bytes at `offset` past the read position into `out` (n must be
+  // <= available() - offset).
+  void peek(size_t offset, uint8_t* out, size_t n) const;
+  // Frees n bytes (n <= available()).
+  void consume(size_t n);
+  // The producer's close state; meaningful once available() is 0 after it.
+  shm::RingClose closed() const;
+  uint64_t read_pos() const;
+
+ private:
+  shm::RingHeader* header_ = nullptr;
+  const uint8_t* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+// Convenience: the rings of a mapped session region.
+inline RingProducer up_producer(shm::SessionRegion* r) {
+  return RingProducer(&r->up, r->up_data, shm::kRingCapacity);
+}
+inline RingConsumer up_consumer(shm::SessionRegion* r) {
+  return RingConsumer(&r->up, r->up_data, shm::kRingCapacity);
+}
+inline RingProducer down_producer(shm::SessionRegion* r) {
+  return RingProducer(&r->down, r->down_data, shm::kRingCapacity);
+}
+inline RingConsumer down_consumer(shm::SessionRegion* r) {
+  return RingConsumer(&r->down, r->down_data, shm::kRingCapacity);
+}
+
+}  // namespace kbgp
