@@ -31,7 +31,7 @@ namespace kbgp::shm {
 
 constexpr uint32_t kControlMagic = 0x4b424731;  // "KBG1"
 constexpr uint32_t kSessionMagic = 0x4b425331;  // "KBS1"
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;
 
 constexpr uint32_t kMaxSessions = 4096;
 constexpr uint32_t kMaxListeners = 16;
@@ -83,6 +83,12 @@ struct alignas(64) GlobalCounters {
   std::atomic<uint64_t> control_requests;       // uplink
   std::atomic<uint64_t> devices_denied;         // uplink: BLOCK_IP answers
   std::atomic<uint64_t> deny_list_size;         // supervisor: gauge
+  // Relayed traffic of all sessions, ended ones included (per-slot figures
+  // vanish with the slot; Prometheus counters must not go down).
+  std::atomic<uint64_t> bytes_up;               // listener: device -> backend
+  std::atomic<uint64_t> bytes_down;             // listener: backend -> device
+  std::atomic<uint64_t> messages_up;            // listener: BGP messages from devices
+  std::atomic<uint64_t> messages_down;          // listener: BGP messages to devices
 };
 
 struct alignas(64) ControlStreamStatus {
@@ -125,6 +131,8 @@ struct alignas(64) SessionSlot {
   uint32_t metadata_len;
   char metadata_json[2048];
   char device_name[128];
+  // Listener-written, after the older fields so their offsets stay put.
+  std::atomic<uint64_t> msgs_down;  // whole BGP messages written to the device
 };
 
 struct ControlHeader {

@@ -1,0 +1,82 @@
+// The supervisor's event loop: accept device connections, hand them to the
+// workers, account for every session, keep the workers running.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/fd.h"
+#include "common/ipc.h"
+#include "common/shm.h"
+#include "supervisor/deny_list.h"
+#include "supervisor/options.h"
+#include "supervisor/session_table.h"
+#include "supervisor/worker_process.h"
+
+struct event_base;
+struct event;
+
+namespace kbgp {
+
+class Supervisor {
+ public:
+  explicit Supervisor(Options options);
+  ~Supervisor();
+  // Sets up everything that needs privileges; returns the exit code on
+  // failure (after logging why), 0 on success.
+  int setup();
+  // Runs until SIGTERM/SIGINT; returns the process exit code.
+  int run();
+
+ private:
+  struct EventDeleter {
+    void operator()(event* ev) const;
+  };
+  struct BaseDeleter {
+    void operator()(event_base* base) const;
+  };
+  using EventPtr = std::unique_ptr<event, EventDeleter>;
+
+  static void on_listener_readable(int fd, short what, void* arg);
+  static void on_channel_readable(int fd, short what, void* arg);
+  static void on_signal(int sig, short what, void* arg);
+  static void on_tick(int fd, short what, void* arg);
+
+  void accept_connections(int listen_fd);
+  void handle_worker_message(WorkerProcess& worker);
+  void handle_session_done(WorkerProcess& worker, const ipc::SessionDone& msg);
+  void handle_deny(const ipc::DenyDevice& msg);
+  void reap_children();
+  void start_worker(WorkerProcess& worker);
+  void schedule_restart(WorkerProcess& worker);
+  bool send_session(WorkerProcess& worker, const SupervisedSession& session);
+  void begin_shutdown();
+  void tick();
+  WorkerProcess& worker(shm::WorkerKind kind) { return workers_[static_cast<size_t>(kind)]; }
+
+  Options options_;
+  std::unique_ptr<event_base, BaseDeleter> base_;
+  UniqueFd control_fd_;
+  UniqueFd control_ro_fd_;
+  SharedMapping control_map_;
+  shm::ControlRegion* control_ = nullptr;
+  UniqueFd up_ready_;
+  UniqueFd down_ready_;
+  UniqueFd admin_socket_;
+  std::vector<UniqueFd> listen_fds_;
+  std::vector<EventPtr> listen_events_;
+  std::vector<WorkerProcess> workers_;
+  std::vector<EventPtr> channel_events_;  // by worker kind; null while down
+  std::vector<EventPtr> signal_events_;
+  EventPtr tick_event_;
+  SpawnEnvironment spawn_env_;
+  std::unique_ptr<SessionTable> sessions_;
+  DenyList deny_list_;
+  bool all_ready_logged_ = false;
+  bool shutting_down_ = false;
+  int64_t shutdown_deadline_mono_ns_ = 0;
+  int exit_code_ = 0;
+};
+
+}  // namespace kbgp
