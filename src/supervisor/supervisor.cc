@@ -29,6 +29,7 @@ constexpr int64_t kMaxBackoffMs = 30000;
 constexpr int64_t kStableRunNs = 60LL * 1000000000;  // a run this long resets the backoff
 constexpr int64_t kShutdownGraceNs = 5LL * 1000000000;
 constexpr size_t kMaxAcceptsPerWake = 64;
+constexpr int64_t kHeartbeatFreshNs = 5LL * 1000000000;
 
 void copy_string(char* dst, size_t size, const std::string& src) {
   size_t n = std::min(size - 1, src.size());
@@ -370,6 +371,7 @@ void Supervisor::handle_worker_message(WorkerProcess& w) {
             worker(shm::WorkerKind::Uplink).ready() && worker(shm::WorkerKind::Admin).ready()) {
           all_ready_logged_ = true;
           log::info("all workers ready");
+          systemd_.notify("READY=1\nSTATUS=relaying BGP sessions");
         }
         break;
       case ipc::MsgType::SessionDone:
@@ -491,6 +493,13 @@ void Supervisor::tick() {
     }
     return;
   }
+  // Pet systemd's watchdog only while every worker is alive and beating, so
+  // a wedged worker that the restart logic cannot see still gets noticed.
+  if (systemd_.watchdog_interval_ns() && workers_healthy(now) &&
+      now - last_watchdog_mono_ns_ >= systemd_.watchdog_interval_ns() / 3) {
+    last_watchdog_mono_ns_ = now;
+    systemd_.notify("WATCHDOG=1");
+  }
   for (auto& w : workers_)
     if (!w.running() && w.restart_at_mono_ns && now >= w.restart_at_mono_ns) {
       w.restart_at_mono_ns = 0;
@@ -498,9 +507,20 @@ void Supervisor::tick() {
     }
 }
 
+bool Supervisor::workers_healthy(int64_t now) const {
+  for (const auto& w : workers_) {
+    if (!w.running() || !w.ready()) return false;
+    const auto& status = control_->workers[static_cast<uint32_t>(w.kind())];
+    if (now - status.heartbeat_mono_ns.load(std::memory_order_relaxed) > kHeartbeatFreshNs)
+      return false;
+  }
+  return true;
+}
+
 void Supervisor::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
+  systemd_.notify("STOPPING=1");
   shutdown_deadline_mono_ns_ = monotonic_ns() + kShutdownGraceNs;
   log::info("shutting down");
   listen_events_.clear();

@@ -11,6 +11,7 @@
 #include "common/shm.h"
 #include "supervisor/deny_list.h"
 #include "supervisor/options.h"
+#include "supervisor/sd_notify.h"
 #include "supervisor/session_table.h"
 #include "supervisor/worker_process.h"
 
@@ -53,6 +54,8 @@ class Supervisor {
   bool send_session(WorkerProcess& worker, const SupervisedSession& session);
   void begin_shutdown();
   void tick();
+  // True when every worker runs, said Ready and has a fresh heartbeat.
+  bool workers_healthy(int64_t now_mono_ns) const;
   WorkerProcess& worker(shm::WorkerKind kind) { return workers_[static_cast<size_t>(kind)]; }
 
   Options options_;
@@ -73,6 +76,8 @@ class Supervisor {
   SpawnEnvironment spawn_env_;
   std::unique_ptr<SessionTable> sessions_;
   DenyList deny_list_;
+  SystemdNotifier systemd_;
+  int64_t last_watchdog_mono_ns_ = 0;
   bool all_ready_logged_ = false;
   bool shutting_down_ = false;
   int64_t shutdown_deadline_mono_ns_ = 0;

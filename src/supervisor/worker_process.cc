@@ -39,6 +39,9 @@ namespace {
   ::syscall(SYS_close_range, ipc::kAdminSocketFd + 1, ~0U, 0);
 
   if (env.switch_user) {
+    // While still root: empty the bounding set, so nothing the worker execs
+    // could ever regain a capability.
+    for (int cap = 0; cap <= 63; ++cap) ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
     if (::setgroups(0, nullptr) != 0) _exit(122);
     if (::setresgid(env.gid, env.gid, env.gid) != 0) _exit(123);
     if (::setresuid(env.uid, env.uid, env.uid) != 0) _exit(124);
