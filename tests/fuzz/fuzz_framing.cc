@@ -1,0 +1,24 @@
+// libFuzzer target: BGP framing and OPEN parsing must never crash, read out
+// of bounds or loop, whatever a device sends.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "common/bgp_framing.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::span<const uint8_t> bytes(data, size);
+  kbgp::bgp::SessionFraming framing;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    auto check = kbgp::bgp::check_frame(bytes.subspan(pos), framing.max_length());
+    if (check.status != kbgp::bgp::FrameCheck::Status::Complete) break;
+    auto message = bytes.subspan(pos, check.length);
+    if (check.type == kbgp::bgp::kOpen) {
+      if (auto info = kbgp::bgp::parse_open(message)) framing.device_open(*info);
+    }
+    pos += check.length;
+  }
+  (void)kbgp::bgp::parse_open(bytes);
+  return 0;
+}
