@@ -1,1 +1,40 @@
-int main() { return 1; }  // placeholder, replaced by the real worker
+// kbgp-admin: the unprivileged worker that serves the status API and the
+// Prometheus metrics from a read-only view of the control region. Started by
+// the supervisor (fork + exec) with the descriptors of src/common/ipc.h; it
+// opens no socket itself (fd 7 is bound and listening already).
+#include <event2/event.h>
+
+#include <memory>
+
+#include "admin/http_server.h"
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/worker.h"
+
+namespace {
+struct EventBaseDeleter {
+  void operator()(event_base* base) const { event_base_free(base); }
+};
+}  // namespace
+
+int main() {
+  auto ctx = kbgp::worker_bootstrap(kbgp::shm::WorkerKind::Admin, false);
+  if (!ctx) return 1;
+  std::unique_ptr<event_base, EventBaseDeleter> base(event_base_new());
+  if (!base) {
+    kbgp::log::error("cannot create the event loop");
+    return 1;
+  }
+  {
+    kbgp::admin::AdminServer server(base.get(), *ctx, kbgp::ipc::kAdminSocketFd);
+    if (!server.start()) return 1;
+    if (!ctx->send_ready()) {
+      kbgp::log::error("cannot tell the supervisor the admin is ready");
+      return 1;
+    }
+    kbgp::log::info("admin ready");
+    server.run();
+  }
+  kbgp::log::info("admin stopped");
+  return 0;
+}

@@ -56,6 +56,7 @@ SupervisedSession* SessionTable::open(UniqueFd socket, const Endpoint& device,
   s.msgs_up.store(0, std::memory_order_relaxed);
   s.bytes_up.store(0, std::memory_order_relaxed);
   s.bytes_down.store(0, std::memory_order_relaxed);
+  s.msgs_down.store(0, std::memory_order_relaxed);
   s.peer_asn.store(0, std::memory_order_relaxed);
   s.peer_router_id.store(0, std::memory_order_relaxed);
   s.hold_time.store(0, std::memory_order_relaxed);

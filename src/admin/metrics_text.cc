@@ -1,0 +1,170 @@
+#include "admin/metrics_text.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "admin/health.h"
+#include "common/ipc.h"
+
+namespace kbgp::admin {
+
+namespace {
+
+class Writer {
+ public:
+  // Starts a family: HELP and TYPE lines.
+  void family(const char* name, const char* type, const char* help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  void sample(const char* name, const std::string& labels, uint64_t value) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%" PRIu64, value);
+    line(name, labels, buf);
+  }
+  // Seconds with microsecond precision (timestamps, round-trip times).
+  void sample(const char* name, const std::string& labels, double value) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6f", value);
+    line(name, labels, buf);
+  }
+  // One family with one unlabelled sample.
+  void single(const char* name, const char* type, const char* help, uint64_t value) {
+    family(name, type, help);
+    sample(name, "", value);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  void line(const char* name, const std::string& labels, const char* value) {
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += value;
+    out_ += '\n';
+  }
+  std::string out_;
+};
+
+std::string label(const char* key, std::string_view value) {
+  return std::string(key) + "=\"" + escape_label(value) + "\"";
+}
+
+uint64_t get(const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+std::string escape_label(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string metrics_text(const shm::ControlRegion& region, const Now& now) {
+  const auto& c = region.counters;
+  const auto& cs = region.control;
+  Writer w;
+
+  w.family("kbgp_build_info", "gauge", "Version and instance of this agent (always 1).");
+  w.sample("kbgp_build_info",
+           label("version", bounded_string(region.config.version, sizeof region.config.version)) +
+               "," +
+               label("instance",
+                     bounded_string(region.config.instance_id, sizeof region.config.instance_id)),
+           uint64_t{1});
+  w.family("kbgp_start_time_seconds", "gauge", "When the agent started, seconds since the epoch.");
+  w.sample("kbgp_start_time_seconds", "",
+           static_cast<double>(region.config.agent_start_ns) / 1e9);
+
+  uint64_t active = 0;
+  for (const auto& s : read_sessions(region)) active += s.state == shm::SlotState::Active;
+  w.single("kbgp_sessions_active", "gauge", "BGP sessions currently relayed.", active);
+  w.single("kbgp_sessions_accepted_total", "counter", "TCP connections accepted from devices.",
+           get(c.connections_accepted));
+  w.single("kbgp_sessions_denied_total", "counter",
+           "Connections closed at once because the device is deny-listed.",
+           get(c.connections_denied));
+  w.single("kbgp_sessions_rejected_total", "counter",
+           "Connections closed at once because no session slot was free.",
+           get(c.connections_rejected));
+  w.single("kbgp_sessions_closed_total", "counter", "Sessions that ended and were released.",
+           get(c.sessions_closed));
+  w.single("kbgp_framing_errors_total", "counter",
+           "Sessions cut because a device sent malformed BGP framing.", get(c.framing_errors));
+
+  w.family("kbgp_bytes_total", "counter", "Bytes relayed, by direction (up: device to backend).");
+  w.sample("kbgp_bytes_total", label("direction", "up"), get(c.bytes_up));
+  w.sample("kbgp_bytes_total", label("direction", "down"), get(c.bytes_down));
+  w.family("kbgp_messages_total", "counter",
+           "Whole BGP messages relayed, by direction (up: device to backend).");
+  w.sample("kbgp_messages_total", label("direction", "up"), get(c.messages_up));
+  w.sample("kbgp_messages_total", label("direction", "down"), get(c.messages_down));
+
+  w.single("kbgp_grpc_connections_open", "gauge", "gRPC connections to the backend.",
+           get(c.grpc_connections_open));
+  w.single("kbgp_grpc_reconnects_total", "counter", "gRPC reconnects to the backend.",
+           get(c.grpc_reconnects));
+  w.single("kbgp_data_streams_open", "gauge", "Data streams open, one per relayed session.",
+           get(c.data_streams_open));
+  w.single("kbgp_data_streams_failed_total", "counter", "Data streams that failed.",
+           get(c.data_streams_failed));
+  w.single("kbgp_control_requests_total", "counter", "ControlRequests sent for devices.",
+           get(c.control_requests));
+  w.single("kbgp_devices_denied_total", "counter", "BLOCK_IP answers from the backend.",
+           get(c.devices_denied));
+  w.single("kbgp_deny_list_size", "gauge", "Device addresses deny-listed now.",
+           get(c.deny_list_size));
+
+  w.single("kbgp_control_stream_connected", "gauge", "1 while the Control stream is up.",
+           cs.connected.load(std::memory_order_relaxed) != 0 ? 1 : 0);
+  w.single("kbgp_control_messages_received_total", "counter",
+           "Messages received on the Control stream.", get(cs.messages_rx));
+  w.family("kbgp_control_heartbeat_rtt_seconds", "gauge",
+           "Round-trip time of the last Control stream keepalive.");
+  w.sample("kbgp_control_heartbeat_rtt_seconds", "",
+           static_cast<double>(cs.last_rtt_us.load(std::memory_order_relaxed)) / 1e6);
+  w.family("kbgp_control_heartbeat_last_tx_timestamp_seconds", "gauge",
+           "When the last Control stream keepalive was sent (0 = never).");
+  w.sample("kbgp_control_heartbeat_last_tx_timestamp_seconds", "",
+           static_cast<double>(cs.last_tx_ns.load(std::memory_order_relaxed)) / 1e9);
+  w.family("kbgp_control_heartbeat_last_rx_timestamp_seconds", "gauge",
+           "When the last Control stream keepalive was received (0 = never).");
+  w.sample("kbgp_control_heartbeat_last_rx_timestamp_seconds", "",
+           static_cast<double>(cs.last_rx_ns.load(std::memory_order_relaxed)) / 1e9);
+
+  w.family("kbgp_worker_restarts_total", "counter", "Restarts of each worker process.");
+  for (uint32_t k = 0; k < shm::kWorkerCount; ++k)
+    w.sample("kbgp_worker_restarts_total",
+             label("worker", ipc::worker_name(static_cast<shm::WorkerKind>(k))),
+             get(region.workers[k].restarts));
+  w.family("kbgp_worker_up", "gauge", "1 while the worker is ready and its heartbeat is fresh.");
+  for (uint32_t k = 0; k < shm::kWorkerCount; ++k) {
+    const auto& wk = region.workers[k];
+    int64_t beat = wk.heartbeat_mono_ns.load(std::memory_order_relaxed);
+    bool up = wk.state.load(std::memory_order_relaxed) ==
+                  static_cast<uint32_t>(shm::WorkerState::Ready) &&
+              beat > 0 && now.monotonic_ns - beat <= kHeartbeatMaxAge;
+    w.sample("kbgp_worker_up", label("worker", ipc::worker_name(static_cast<shm::WorkerKind>(k))),
+             uint64_t{up ? 1u : 0u});
+  }
+  return w.take();
+}
+
+}  // namespace kbgp::admin

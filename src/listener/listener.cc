@@ -1,0 +1,497 @@
+#include "listener/listener.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "common/log.h"
+#include "common/uuid.h"
+
+namespace kbgp::listener {
+
+namespace {
+
+constexpr int kChannelBatch = 64;  // messages per channel wake-up, for fairness
+
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+// Resets the TCP connection now. close() alone would not: the supervisor
+// keeps a duplicate of every device socket, so our close is not the last
+// one. connect(AF_UNSPEC) disconnects the socket itself (Linux sends RST for
+// an established connection); SO_LINGER 0 makes the supervisor's final
+// close abortive too.
+void reset_connection(int fd) {
+  linger lg{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  sockaddr sa{};
+  sa.sa_family = AF_UNSPEC;
+  ::connect(fd, &sa, sizeof sa);
+}
+
+}  // namespace
+
+struct Listener::Session {
+  Listener* owner = nullptr;
+  uint32_t slot = 0;
+  uint32_t generation = 0;
+  std::string peer_addr;
+  std::string local_addr;
+  std::string session_id;
+  UniqueFd sock;
+  SharedMapping mapping;
+  shm::SessionSlot* view = nullptr;  // this session's slot in the control region
+  RingProducer up;
+  RingConsumer down;
+  FrameAssembler assembler;
+  DownFraming down_framing;
+  EventPtr read_ev;
+  EventPtr write_ev;
+  bool reading = false;        // read_ev is added
+  bool waiting_space = false;  // reading paused until the up ring has room
+  bool device_eof = false;
+  bool up_closed = false;
+  bool ended = false;
+  uint64_t msgs_up = 0;
+  uint64_t bytes_up = 0;
+  uint64_t bytes_down = 0;
+  uint64_t msgs_down_published = 0;
+
+  log::Field peer() const { return {"peer-addr", peer_addr}; }
+  log::Field local() const { return {"local-addr", local_addr}; }
+  log::Field sid() const { return {"session-id", session_id}; }
+};
+
+Listener::Listener(event_base* base, WorkerContext& ctx, int up_ready_fd, int down_ready_fd)
+    : base_(base),
+      ctx_(ctx),
+      control_(ctx.control),
+      up_ready_fd_(up_ready_fd),
+      down_ready_fd_(down_ready_fd) {
+  ended_.reserve(64);
+}
+
+Listener::~Listener() = default;
+
+bool Listener::start() {
+  // Both eventfds are read only when libevent says they are readable, but a
+  // blocking read of a drained eventfd would hang the whole worker.
+  for (int fd : {up_ready_fd_, down_ready_fd_}) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+      log::error("wake-up eventfd unusable", {{"fd", fd}, {"error", std::strerror(errno)}});
+      return false;
+    }
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  channel_ev_.reset(event_new(base_, ctx_.channel.get(), EV_READ | EV_PERSIST, channel_cb, this));
+  down_ready_ev_.reset(event_new(base_, down_ready_fd_, EV_READ | EV_PERSIST, down_ready_cb, this));
+  heartbeat_ev_.reset(event_new(base_, -1, EV_PERSIST, heartbeat_cb, this));
+  sigterm_ev_.reset(evsignal_new(base_, SIGTERM, signal_cb, this));
+  sigint_ev_.reset(evsignal_new(base_, SIGINT, signal_cb, this));
+  timeval second{1, 0};
+  if (!channel_ev_ || !down_ready_ev_ || !heartbeat_ev_ || !sigterm_ev_ || !sigint_ev_ ||
+      event_add(channel_ev_.get(), nullptr) != 0 || event_add(down_ready_ev_.get(), nullptr) != 0 ||
+      event_add(heartbeat_ev_.get(), &second) != 0 || event_add(sigterm_ev_.get(), nullptr) != 0 ||
+      event_add(sigint_ev_.get(), nullptr) != 0) {
+    log::error("cannot register the listener's events");
+    return false;
+  }
+  return true;
+}
+
+void Listener::run() {
+  // EVLOOP_ONCE returns after one batch of active callbacks; the wake-up for
+  // the uplink is sent after the batch, once for all sessions in it.
+  while (!stopping_) {
+    if (event_base_loop(base_, EVLOOP_ONCE) < 0) {
+      log::error("event loop failed");
+      break;
+    }
+    after_iteration();
+  }
+  after_iteration();
+}
+
+void Listener::after_iteration() {
+  if (uplink_signal_due_) {
+    uplink_signal_due_ = false;
+    eventfd_signal(up_ready_fd_);
+  }
+  ended_.clear();
+}
+
+void Listener::stop() {
+  stopping_ = true;
+  event_base_loopbreak(base_);
+}
+
+void Listener::wake_uplink(uint32_t slot) {
+  shm::mark_pending(control_->up_pending, slot);
+  uplink_signal_due_ = true;
+}
+
+void Listener::channel_cb(evutil_socket_t, short, void* arg) {
+  static_cast<Listener*>(arg)->on_channel();
+}
+void Listener::down_ready_cb(evutil_socket_t, short, void* arg) {
+  static_cast<Listener*>(arg)->on_down_ready();
+}
+void Listener::heartbeat_cb(evutil_socket_t, short, void* arg) {
+  static_cast<Listener*>(arg)->ctx_.heartbeat();
+}
+void Listener::signal_cb(evutil_socket_t sig, short, void* arg) {
+  log::info("signal received, stopping", {{"signal", static_cast<int>(sig)}});
+  static_cast<Listener*>(arg)->stop();
+}
+void Listener::device_read_cb(evutil_socket_t, short, void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  s->owner->on_device_readable(*s);
+}
+void Listener::device_write_cb(evutil_socket_t, short, void* arg) {
+  auto* s = static_cast<Session*>(arg);
+  s->owner->pump_down(*s);
+}
+
+// ---- supervisor channel ----------------------------------------------------
+
+void Listener::on_channel() {
+  for (int i = 0; i < kChannelBatch && !stopping_; ++i) {
+    auto msg = ipc::recv_msg(ctx_.channel.get(), nullptr, shm::WorkerKind::Listener);
+    switch (msg.status) {
+      case ipc::Received::Status::Again:
+        return;
+      case ipc::Received::Status::Closed:
+        log::info("supervisor channel closed, stopping", {{"error", msg.error}});
+        stop();
+        return;
+      case ipc::Received::Status::Invalid:
+        log::warn("invalid message from the supervisor dropped", {{"error", msg.error}});
+        continue;
+      case ipc::Received::Status::Ok:
+        break;
+    }
+    switch (msg.type()) {
+      case ipc::MsgType::AddSession:
+        add_session(msg.as<ipc::AddSession>(), msg.fds);
+        break;
+      case ipc::MsgType::Shutdown:
+        log::info("shutdown requested");
+        stop();
+        return;
+      default:
+        log::warn("unexpected message type from the supervisor",
+                  {{"type", static_cast<int>(msg.type())}});
+        break;
+    }
+  }
+}
+
+bool Listener::send_session_done(uint32_t slot, uint32_t generation, ipc::SessionEnd reason) {
+  auto done = ipc::make<ipc::SessionDone>(ipc::MsgType::SessionDone);
+  done.slot = slot;
+  done.generation = generation;
+  done.reason = static_cast<uint32_t>(reason);
+  if (ipc::send_msg(ctx_.channel.get(), &done, sizeof done)) return true;
+  log::error("cannot report a session done to the supervisor, stopping",
+             {{"error", std::strerror(errno)}});
+  stop();
+  return false;
+}
+
+void Listener::reject_session(const ipc::AddSession& msg, const char* why) {
+  log::warn("invalid session handed over", {{"slot", msg.slot},
+                                            {"generation", msg.generation},
+                                            {"error", why}});
+  send_session_done(msg.slot, msg.generation, ipc::SessionEnd::Invalid);
+}
+
+void Listener::add_session(const ipc::AddSession& msg, std::vector<UniqueFd>& fds) {
+  UniqueFd sock = std::move(fds[0]);
+  UniqueFd memfd = std::move(fds[1]);
+  if (msg.slot >= shm::kMaxSessions) return reject_session(msg, "slot out of range");
+  if (sessions_[msg.slot]) return reject_session(msg, "slot already has a session here");
+
+  long long size = fd_size(memfd.get());
+  if (size < static_cast<long long>(shm::kSessionRegionSize))
+    return reject_session(msg, "session region missing or too small");
+  auto mapping = SharedMapping::map(memfd.get(), shm::kSessionRegionSize, true);
+  if (!mapping) return reject_session(msg, "cannot map the session region");
+  memfd.reset();  // the mapping keeps the memory
+  auto* region = mapping.as<shm::SessionRegion>();
+  if (!shm::valid_session(region, mapping.size()))
+    return reject_session(msg, "session region has an unknown layout");
+  if (region->header.slot != msg.slot || region->header.generation != msg.generation ||
+      std::memcmp(region->header.session_id, msg.session_id, 16) != 0)
+    return reject_session(msg, "session region belongs to another session");
+  shm::SessionSlot& view = control_->sessions[msg.slot];
+  auto state = static_cast<shm::SlotState>(view.state.load(std::memory_order_acquire));
+  // Closing: the uplink already let go, the listener not yet (e.g. handed
+  // over again after a listener restart); still ours to finish.
+  if ((state != shm::SlotState::Active && state != shm::SlotState::Closing) ||
+      view.generation.load(std::memory_order_acquire) != msg.generation ||
+      std::memcmp(view.session_id, msg.session_id, 16) != 0)
+    return reject_session(msg, "control slot does not hold this session");
+
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(sock.get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+    return reject_session(msg, "device descriptor is not a stream socket");
+  int flags = ::fcntl(sock.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(sock.get(), F_SETFL, flags | O_NONBLOCK) != 0)
+    return reject_session(msg, "cannot make the device socket non-blocking");
+  int one = 1;
+  ::setsockopt(sock.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // BGP is small messages
+
+  auto s = std::make_unique<Session>();
+  s->owner = this;
+  s->slot = msg.slot;
+  s->generation = msg.generation;
+  s->peer_addr = msg.device.unmapped().to_string();
+  s->local_addr = msg.local.unmapped().to_string();
+  s->session_id = uuid_to_string(msg.session_id);
+  s->view = &view;
+  s->up = up_producer(region);
+  s->down = down_consumer(region);
+  s->mapping = std::move(mapping);
+  s->sock = std::move(sock);
+  s->read_ev.reset(event_new(base_, s->sock.get(), EV_READ | EV_PERSIST, device_read_cb, s.get()));
+  s->write_ev.reset(event_new(base_, s->sock.get(), EV_WRITE, device_write_cb, s.get()));
+  if (!s->read_ev || !s->write_ev) return reject_session(msg, "cannot create events");
+  // Fields the supervisor's slot reset may not know about yet.
+  view.msgs_down.store(0, std::memory_order_relaxed);
+
+  Session& ref = *s;
+  sessions_[msg.slot] = std::move(s);
+  log::debug("session added", {ref.peer(), ref.local(), ref.sid(), {"slot", ref.slot}});
+  start_reading(ref);
+  // The uplink may have been quicker (bytes already in down, or down closed).
+  pump_down(ref);
+}
+
+// ---- device -> up ring -----------------------------------------------------
+
+void Listener::start_reading(Session& s) {
+  if (s.reading || s.ended || s.device_eof) return;
+  if (event_add(s.read_ev.get(), nullptr) == 0) s.reading = true;
+}
+
+void Listener::stop_reading(Session& s) {
+  if (!s.reading) return;
+  event_del(s.read_ev.get());
+  s.reading = false;
+}
+
+void Listener::on_device_readable(Session& s) {
+  if (s.ended || s.waiting_space) return;
+  auto space = s.assembler.read_space();
+  ssize_t n;
+  do {
+    n = ::read(s.sock.get(), space.data(), space.size());
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    s.assembler.commit_read(static_cast<size_t>(n));
+    pump_up(s);
+    return;
+  }
+  if (n < 0 && would_block(errno)) return;
+  if (n < 0) {
+    log::debug("device read failed", {s.peer(), s.local(), s.sid(), {"error", std::strerror(errno)}});
+    return end_session(s, ipc::SessionEnd::DeviceError, CloseHow::Abortive);
+  }
+  // Orderly EOF from the device. Whole messages are all in the ring (reading
+  // only happens while nothing waits for space); a partial one is cut off.
+  stop_reading(s);
+  s.device_eof = true;
+  if (s.assembler.staged() > 0)
+    log::info("device closed in the middle of a BGP message",
+              {s.peer(), s.local(), s.sid(), {"dropped-bytes", s.assembler.staged()}});
+  s.up.close(shm::RingClose::Eof);
+  s.up_closed = true;
+  wake_uplink(s.slot);
+  pump_down(s);  // ends the session if down is already closed and drained
+}
+
+void Listener::pump_up(Session& s) {
+  auto result = s.assembler.drain(s.up);
+  if (result.messages) {
+    s.msgs_up += result.messages;
+    s.bytes_up += result.bytes;
+    control_->counters.messages_up.fetch_add(result.messages, std::memory_order_relaxed);
+    control_->counters.bytes_up.fetch_add(result.bytes, std::memory_order_relaxed);
+    publish_stats(s);
+    wake_uplink(s.slot);
+  }
+  if (result.device_open) {
+    const auto& open = *result.device_open;
+    s.view->peer_asn.store(open.asn, std::memory_order_relaxed);
+    s.view->peer_router_id.store(open.router_id, std::memory_order_relaxed);
+    s.view->hold_time.store(open.hold_time, std::memory_order_relaxed);
+    log::debug("device OPEN", {s.peer(), s.sid(), {"asn", open.asn}, {"hold-time", open.hold_time},
+                               {"extended-message", open.extended_message}});
+  }
+  switch (result.status) {
+    case FrameAssembler::Result::Status::Malformed:
+      return framing_error(s, result.error);
+    case FrameAssembler::Result::Status::NeedsSpace:
+      // Back-pressure: the kernel's receive buffer fills, TCP's window closes
+      // and the device waits. Reading resumes when the uplink frees space.
+      stop_reading(s);
+      if (!s.waiting_space) {
+        s.waiting_space = true;
+        ++sessions_waiting_space_;
+      }
+      return;
+    case FrameAssembler::Result::Status::Drained:
+      if (s.waiting_space) {
+        s.waiting_space = false;
+        --sessions_waiting_space_;
+      }
+      start_reading(s);
+      return;
+  }
+}
+
+void Listener::framing_error(Session& s, const char* error) {
+  control_->counters.framing_errors.fetch_add(1, std::memory_order_relaxed);
+  log::warn("malformed BGP framing from device", {s.peer(), s.local(), s.sid(), {"error", error}});
+  end_session(s, ipc::SessionEnd::FramingError, CloseHow::Abortive);
+}
+
+// ---- down ring -> device ---------------------------------------------------
+
+void Listener::on_down_ready() {
+  eventfd_drain(down_ready_fd_);
+  shm::drain_pending(control_->down_pending, [this](uint32_t slot) {
+    Session* s = sessions_[slot].get();
+    if (!s) return;  // a session that already ended: stale bit
+    pump_down(*s);
+    if (!s->ended && s->waiting_space) pump_up(*s);
+  });
+  // A session paused for up-ring space must not depend on the uplink having
+  // marked exactly its bit: retry every paused one (usually none).
+  if (sessions_waiting_space_ == 0) return;
+  for (auto& entry : sessions_) {
+    if (entry && entry->waiting_space && !entry->ended) pump_up(*entry);
+    if (sessions_waiting_space_ == 0) break;
+  }
+}
+
+void Listener::pump_down(Session& s) {
+  if (s.ended) return;
+  bool freed = false;
+  for (;;) {
+    // closed first, then available(): the producer publishes its last bytes
+    // before it closes, so "closed and nothing available" is the end.
+    auto closed = s.down.closed();
+    if (closed == shm::RingClose::Abort) {
+      if (freed) wake_uplink(s.slot);
+      return end_session(s, ipc::SessionEnd::BackendKilled, CloseHow::Abortive);
+    }
+    auto spans = s.down.readable();
+    if (spans.size() == 0) {
+      if (closed == shm::RingClose::Eof) {
+        if (freed) wake_uplink(s.slot);
+        return end_session(s, s.device_eof ? ipc::SessionEnd::DeviceClosed
+                                           : ipc::SessionEnd::BackendClosed,
+                           CloseHow::Orderly);
+      }
+      break;
+    }
+    iovec iov[2] = {{const_cast<uint8_t*>(spans.first.data()), spans.first.size()},
+                    {const_cast<uint8_t*>(spans.second.data()), spans.second.size()}};
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = spans.second.empty() ? 1 : 2;
+    ssize_t n = ::sendmsg(s.sock.get(), &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && would_block(errno)) {
+      event_add(s.write_ev.get(), nullptr);
+      break;
+    }
+    if (n < 0) {
+      log::debug("device write failed", {s.peer(), s.local(), s.sid(), {"error", std::strerror(errno)}});
+      if (freed) wake_uplink(s.slot);
+      return end_session(s, ipc::SessionEnd::DeviceError, CloseHow::Abortive);
+    }
+    size_t sent = static_cast<size_t>(n);
+    size_t first = std::min(sent, spans.first.size());
+    auto open = s.down_framing.feed(spans.first.first(first));
+    if (sent > first) {
+      auto second_open = s.down_framing.feed(spans.second.first(sent - first));
+      if (second_open) open = second_open;
+    }
+    if (open) {
+      s.assembler.framing().peer_open(*open);
+      log::debug("backend OPEN", {s.peer(), s.sid(), {"asn", open->asn},
+                                  {"extended-message", open->extended_message}});
+    }
+    s.down.consume(sent);
+    s.bytes_down += sent;
+    control_->counters.bytes_down.fetch_add(sent, std::memory_order_relaxed);
+    freed = true;
+    if (sent < spans.size()) {
+      event_add(s.write_ev.get(), nullptr);  // the socket buffer is full
+      break;
+    }
+  }
+  if (freed) {
+    publish_stats(s);
+    wake_uplink(s.slot);  // space freed in down
+  }
+}
+
+// ---- the end ---------------------------------------------------------------
+
+void Listener::publish_stats(Session& s) {
+  s.view->msgs_up.store(s.msgs_up, std::memory_order_relaxed);
+  s.view->bytes_up.store(s.bytes_up, std::memory_order_relaxed);
+  s.view->bytes_down.store(s.bytes_down, std::memory_order_relaxed);
+  uint64_t msgs_down = s.down_framing.messages();
+  if (msgs_down != s.msgs_down_published) {
+    control_->counters.messages_down.fetch_add(msgs_down - s.msgs_down_published,
+                                               std::memory_order_relaxed);
+    s.msgs_down_published = msgs_down;
+    s.view->msgs_down.store(msgs_down, std::memory_order_relaxed);
+  }
+}
+
+void Listener::end_session(Session& s, ipc::SessionEnd reason, CloseHow how) {
+  if (s.ended) return;
+  s.ended = true;
+  stop_reading(s);
+  event_del(s.write_ev.get());
+  if (s.waiting_space) {
+    s.waiting_space = false;
+    --sessions_waiting_space_;
+  }
+  if (how == CloseHow::Abortive) {
+    reset_connection(s.sock.get());
+  } else {
+    ::shutdown(s.sock.get(), SHUT_WR);  // FIN now, whoever else holds the socket
+  }
+  s.sock.reset();
+  if (!s.up_closed) {
+    s.up.close(how == CloseHow::Abortive ? shm::RingClose::Abort : shm::RingClose::Eof);
+    s.up_closed = true;
+    wake_uplink(s.slot);
+  }
+  publish_stats(s);
+  log::info("session ended", {s.peer(), s.local(), s.sid(),
+                              {"reason", ipc::session_end_name(reason)},
+                              {"bytes-up", s.bytes_up},
+                              {"bytes-down", s.bytes_down},
+                              {"messages-up", s.msgs_up},
+                              {"messages-down", s.down_framing.messages()}});
+  send_session_done(s.slot, s.generation, reason);
+  // Freed after this loop iteration: callers up the stack still hold `s`.
+  ended_.push_back(std::move(sessions_[s.slot]));
+}
+
+}  // namespace kbgp::listener
