@@ -32,6 +32,7 @@ int fd_count(MsgType type, shm::WorkerKind worker) {
     if (worker == shm::WorkerKind::Uplink) return 1;    // session memfd
     return -1;
   }
+  if (type == MsgType::UplinkInit) return worker == shm::WorkerKind::Uplink ? 1 : -1;
   return expected_length(type) ? 0 : -1;
 }
 

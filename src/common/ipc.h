@@ -28,7 +28,8 @@ constexpr int kAdminSocketFd = 7;    // admin only: bound, listening HTTP socket
 
 enum class MsgType : uint16_t {
   WorkerInit = 1,    // supervisor -> any worker, first message
-  UplinkInit = 2,    // supervisor -> uplink, after WorkerInit (secrets)
+  UplinkInit = 2,    // supervisor -> uplink, after WorkerInit (secrets; fd: the
+                     // CA file opened by the supervisor, or an empty memfd)
   AddSession = 3,    // supervisor -> listener (fds: socket, memfd), -> uplink (fd: memfd)
   SessionDone = 4,   // listener/uplink -> supervisor: worker let go of a session
   DenyDevice = 5,    // uplink -> supervisor: deny-list a device address
@@ -61,7 +62,9 @@ struct UplinkInit {
   char target[256];     // host:port of the backend
   char api_email[256];
   char api_token[512];
-  char ca_file[256];    // PEM roots; empty = system store
+  char ca_file[256];    // path of the PEM roots, for messages; the contents come
+                        // as the message's fd (the workers' user may not be
+                        // able to open the file itself)
   char tls_server_name[256];  // override for the TLS name check; empty = host of target
   uint32_t site_id;
   uint32_t multi;

@@ -21,17 +21,13 @@ constexpr int kChannelBatch = 64;  // messages per channel wake-up, for fairness
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
-// Resets the TCP connection now. close() alone would not: the supervisor
-// keeps a duplicate of every device socket, so our close is not the last
-// one. connect(AF_UNSPEC) disconnects the socket itself (Linux sends RST for
-// an established connection); SO_LINGER 0 makes the supervisor's final
-// close abortive too.
+// Makes the connection's last close abortive (RST). Our close is not the
+// last one: the supervisor keeps a duplicate of every device socket, and
+// closes it as soon as we report the session done. (connect(AF_UNSPEC)
+// would reset at once, but the seccomp policy keeps connect out of reach.)
 void reset_connection(int fd) {
   linger lg{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  sockaddr sa{};
-  sa.sa_family = AF_UNSPEC;
-  ::connect(fd, &sa, sizeof sa);
 }
 
 }  // namespace

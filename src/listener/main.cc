@@ -4,10 +4,13 @@
 #include <event2/event.h>
 
 #include <memory>
+#include <string>
 
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/sandbox.h"
 #include "common/worker.h"
+#include "listener/sandbox_policy.h"
 #include "listener/listener.h"
 
 namespace {
@@ -28,6 +31,14 @@ int main() {
     kbgp::listener::Listener listener(base.get(), *ctx, kbgp::ipc::kUpReadyFd,
                                       kbgp::ipc::kDownReadyFd);
     if (!listener.start()) return 1;
+    // From here on the worker only serves: drop what is left of privilege
+    // and confine it before it reads any input from outside.
+    std::string sandbox_error;
+    if (!kbgp::drop_worker_privileges(&sandbox_error) ||
+        !kbgp::install_seccomp(kbgp::listener::sandbox_policy(), &sandbox_error)) {
+      kbgp::log::error("cannot confine the listener", {{"error", sandbox_error}});
+      return 1;
+    }
     if (!ctx->send_ready()) {
       kbgp::log::error("cannot tell the supervisor the listener is ready");
       return 1;

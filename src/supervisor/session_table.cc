@@ -83,7 +83,12 @@ SupervisedSession* SessionTable::find(uint32_t slot, uint32_t generation) {
 }
 
 bool SessionTable::mark_done(SupervisedSession* session, shm::WorkerKind worker) {
-  if (worker == shm::WorkerKind::Listener) session->listener_done = true;
+  if (worker == shm::WorkerKind::Listener) {
+    session->listener_done = true;
+    // Nobody needs the device socket any more; closing our duplicate now
+    // lets the listener's abortive close (SO_LINGER 0) send its RST at once.
+    session->socket.reset();
+  }
   if (worker == shm::WorkerKind::Uplink) session->uplink_done = true;
   if (!(session->listener_done && session->uplink_done)) {
     control_->sessions[session->slot].state.store(static_cast<uint32_t>(shm::SlotState::Closing),

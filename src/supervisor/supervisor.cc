@@ -158,6 +158,19 @@ int Supervisor::setup() {
     return 1;
   }
 
+  // Opened here, as root: the workers' user may not be able to read it, and
+  // the uplink must not open files at all once confined.
+  if (!options_.tls_ca_file.empty()) {
+    ca_file_ = UniqueFd(::open(options_.tls_ca_file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ca_file_) {
+      log::error("cannot open --tls-ca-file", {{"path", options_.tls_ca_file},
+                                               {"error", std::strerror(errno)}});
+      return 1;
+    }
+  } else {
+    ca_file_ = create_memfd("kbgp-no-ca", 0);
+  }
+
   up_ready_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   down_ready_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!up_ready_ || !down_ready_) {
@@ -247,7 +260,8 @@ void Supervisor::start_worker(WorkerProcess& w) {
     up.site_id = options_.site_id;
     up.multi = options_.multi;
     up.insecure = options_.insecure ? 1 : 0;
-    ok = ipc::send_msg(w.channel(), &up, sizeof up);
+    int ca_fd = ca_file_.get();
+    ok = ipc::send_msg(w.channel(), &up, sizeof up, &ca_fd, 1);
     std::memset(&up, 0, sizeof up);  // the token stays nowhere longer than needed
   }
   if (w.kind() != shm::WorkerKind::Admin) {

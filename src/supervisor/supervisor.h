@@ -67,6 +67,7 @@ class Supervisor {
   UniqueFd up_ready_;
   UniqueFd down_ready_;
   UniqueFd admin_socket_;
+  UniqueFd ca_file_;  // the CA bundle for the uplink, or an empty memfd
   std::vector<UniqueFd> listen_fds_;
   std::vector<EventPtr> listen_events_;
   std::vector<WorkerProcess> workers_;

@@ -1,0 +1,10 @@
+// The listener's seccomp allow-list (see sandbox_policy.cc).
+#pragma once
+
+#include <span>
+
+#include "common/sandbox.h"
+
+namespace kbgp::listener {
+std::span<const SyscallRule> sandbox_policy();
+}

@@ -1,0 +1,38 @@
+// Cutting the up ring into DataRequest payloads: whole BGP messages only, up
+// to 64 KiB per batch (at least one message even if it is bigger). The
+// listener promises to write only whole, validated messages, but a bug or a
+// compromised listener must not make the uplink read past what is there or
+// relay a desynchronised stream, so every header is checked again here.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "common/ring.h"
+
+namespace kbgp::uplink {
+
+constexpr size_t kMaxBatchBytes = 64 * 1024;
+constexpr size_t kBgpHeaderSize = 19;
+constexpr size_t kBgpMaxLength = 65535;  // RFC 8654 extended messages
+
+struct BatchPlan {
+  enum class Status {
+    Ready,       // `bytes` (> 0) of whole messages can be sent
+    Empty,       // nothing in the ring
+    Incomplete,  // bytes are there, but not one whole message yet
+    Corrupt,     // a header that no listener should have written
+  };
+  Status status = Status::Empty;
+  size_t bytes = 0;
+  size_t messages = 0;
+  const char* error = "";  // static text for Corrupt
+};
+
+// Plans the next batch from the consumer's read position without consuming.
+BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes = kMaxBatchBytes);
+
+// Replaces `out` with the first `n` unread bytes (n <= ring.available()).
+void copy_batch(const RingConsumer& ring, size_t n, std::string& out);
+
+}  // namespace kbgp::uplink

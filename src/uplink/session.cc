@@ -1,0 +1,497 @@
+#include "uplink/session.h"
+
+#include <atomic>
+#include <cstring>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "common/worker.h"
+#include "uplink/batching.h"
+#include "uplink/control_client.h"
+#include "uplink/metadata.h"
+
+namespace kbgp::uplink {
+
+namespace {
+// After we sent KILL, the backend has this long to end the stream before we
+// cancel it.
+constexpr int64_t kKillGraceNs = 5'000'000'000;
+// Message buffers larger than this are freed after use instead of kept.
+constexpr size_t kKeepBufferBytes = 16 * 1024;
+
+std::string status_code_name(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "code " + std::to_string(static_cast<int>(code));
+  }
+}
+}  // namespace
+
+Session::Session(SessionEnv& env, SessionIdentity identity, SharedMapping region)
+    : env_(env),
+      id_(std::move(identity)),
+      region_map_(std::move(region)),
+      region_(region_map_.as<shm::SessionRegion>()),
+      up_(up_consumer(region_)),
+      down_(down_producer(region_)) {
+  // The supervisor zeroes these for a new session. Non-zero means an earlier
+  // uplink process carried this session that far before it was restarted:
+  // the next Data stream continues from there (the backend KILLs it if it
+  // disagrees), and the up ring still holds exactly what was not sent.
+  counter_up_ = slot().data_requests.load(std::memory_order_relaxed);
+  counter_down_ = slot().data_responses.load(std::memory_order_relaxed);
+}
+
+Session::~Session() {
+  // Normally the stream is long done; on a forced exit cut it so its
+  // reactor can finish (it only holds a weak_ptr to us).
+  if (stream_) {
+    stream_->cancel();
+    stream_->let_go();
+  }
+}
+
+shm::SessionSlot& Session::slot() const { return env_.control->sessions[id_.slot]; }
+
+std::string Session::device_ip() const { return id_.device.unmapped().address_string(); }
+
+void Session::notify_listener() {
+  shm::mark_pending(env_.control->down_pending, id_.slot);
+  eventfd_signal(env_.down_ready_fd);
+}
+
+void Session::close_down_locked(shm::RingClose how) {
+  if (down_closed_) return;
+  down_closed_ = true;
+  down_.close(how);
+  notify_listener();
+}
+
+void Session::finish_locked(ipc::SessionEnd reason) {
+  if (phase_ == Phase::Done) return;
+  phase_ = Phase::Done;
+  slot().data_connected.store(0, std::memory_order_relaxed);
+  log::debug("session ended", {{"session-id", id_.session_id},
+                               {"reason", ipc::session_end_name(reason)}});
+  env_.ended(id_.slot, id_.generation, reason);
+}
+
+void Session::let_go_locked() {
+  if (stream_) stream_->let_go();
+}
+
+void Session::publish_slot_locked(const Metadata* server_metadata) {
+  shm::SessionSlot& s = slot();
+  s.device_id.store(answer_.device_id, std::memory_order_relaxed);
+  std::string json;
+  if (server_metadata) json = server_metadata_json(*server_metadata, sizeof s.metadata_json - 1);
+  // Seqlock: odd while writing, so a reader (the admin) retries instead of
+  // using a torn copy.
+  uint32_t seq = s.metadata_seq.load(std::memory_order_relaxed);
+  if (seq & 1) ++seq;
+  s.metadata_seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  if (server_metadata) {
+    std::memcpy(s.metadata_json, json.data(), json.size());
+    s.metadata_json[json.size()] = '\0';
+    s.metadata_len = static_cast<uint32_t>(json.size());
+  }
+  size_t name_len = std::min(answer_.device_name.size(), sizeof s.device_name - 1);
+  std::memcpy(s.device_name, answer_.device_name.data(), name_len);
+  s.device_name[name_len] = '\0';
+  s.metadata_seq.store(seq + 2, std::memory_order_release);
+}
+
+// ---- Control ---------------------------------------------------------------
+
+void Session::on_control_answer(const ControlAnswer& answer) {
+  std::lock_guard lock(mu_);
+  if (phase_ != Phase::AwaitControl) return;
+  answer_ = answer;
+  publish_slot_locked(nullptr);
+  if (answer.blocked()) {
+    env_.control->counters.devices_denied.fetch_add(1, std::memory_order_relaxed);
+    DenyNotice notice;
+    notice.device = id_.device;
+    notice.local = id_.local;
+    notice.session_id = id_.session_id;
+    notice.ttl_seconds = answer.ttl_seconds;
+    notice.ttl_counter = answer.ttl_counter;
+    notice.slot = id_.slot;
+    notice.generation = id_.generation;
+    env_.denied(notice);  // before SessionDone: both run in order on the event thread
+    close_down_locked(shm::RingClose::Abort);
+    finish_locked(ipc::SessionEnd::Denied);
+    return;
+  }
+  if (up_.closed() == shm::RingClose::Abort) {
+    close_down_locked(shm::RingClose::Abort);
+    finish_locked(ipc::SessionEnd::DeviceError);
+    return;
+  }
+  open_stream_locked(counter_up_ != 0 || counter_down_ != 0);
+}
+
+void Session::on_control_failure(const std::string& why) {
+  std::lock_guard lock(mu_);
+  if (phase_ != Phase::AwaitControl) return;
+  log::warn("ending session: no Control answer for the device",
+            {{"session-id", id_.session_id}, {"device_ip", device_ip()}, {"reason", why}});
+  close_down_locked(shm::RingClose::Abort);
+  finish_locked(ipc::SessionEnd::UplinkError);
+}
+
+// ---- Data stream -------------------------------------------------------------
+
+void Session::open_stream_locked(bool resume) {
+  in_flight_ = InFlight::None;
+  in_flight_bytes_ = 0;
+  read_in_flight_ = false;
+  read_closed_ = false;
+  writes_done_ = false;
+  kill_wanted_ = false;
+  down_holding_ = false;
+  restart_ = Restart::None;
+  cancel_at_ns_ = 0;
+  open_counter_up_ = counter_up_;
+  open_counter_down_ = counter_down_;
+
+  DataCallInfo call;
+  call.device = id_.device;
+  call.local = id_.local;
+  call.session_id = id_.session_id;
+  call.counter_up = counter_up_;
+  call.counter_down = counter_down_;
+  call.control_metadata = &answer_.metadata;
+  std::vector<std::string> skipped;
+  Metadata md = data_metadata(env_.config->agent, call, &skipped);
+  if (!skipped.empty()) {
+    std::string keys;
+    for (const auto& k : skipped) keys += (keys.empty() ? "" : ",") + k;
+    log::warn("left out unusable Control metadata keys",
+              {{"session-id", id_.session_id}, {"keys", redact(keys, env_.config->agent.token)}});
+  }
+
+  ChannelLease lease = env_.pool->acquire();
+  ProxyStub* stub = lease.stub();
+  log::info("opening Data stream",
+            {{"client-metadata", redacted_metadata_json(md, env_.config->agent.token)},
+             {"device", answer_.device_label()},
+             {"local-addr", id_.local.unmapped().to_string()},
+             {"peer-addr", id_.device.unmapped().to_string()},
+             {"session-id", id_.session_id},
+             {"connection", lease.connection_id()},
+             {"resume", resume ? "true" : "false"}});
+  stream_ = DataStream::start(
+      weak_from_this(), md,
+      [stub](grpc::ClientContext* ctx,
+             grpc::ClientBidiReactor<pb::DataRequest, pb::DataResponse>* reactor) {
+        stub->async()->Data(ctx, reactor);
+      },
+      std::move(lease));
+  env_.control->counters.data_streams_open.fetch_add(1, std::memory_order_relaxed);
+  phase_ = Phase::Streaming;
+  pump_locked();
+}
+
+void Session::pump() {
+  std::lock_guard lock(mu_);
+  pump_locked();
+}
+
+void Session::pump_locked() {
+  if (phase_ == Phase::AwaitControl) {
+    // The device gave up before Control answered: nothing to relay.
+    if (up_.closed() == shm::RingClose::Abort) {
+      close_down_locked(shm::RingClose::Abort);
+      finish_locked(ipc::SessionEnd::DeviceError);
+    }
+    return;
+  }
+  if (phase_ != Phase::Streaming || !stream_) return;
+  pump_down_locked();
+  pump_up_locked();
+}
+
+void Session::begin_kill_locked(ipc::SessionEnd reason) {
+  if (!end_reason_) end_reason_ = reason;
+  kill_wanted_ = true;
+  close_down_locked(shm::RingClose::Abort);
+  cancel_at_ns_ = monotonic_ns() + kKillGraceNs;
+}
+
+void Session::pump_up_locked() {
+  if (!stream_ || stream_->let_go_done() || in_flight_ != InFlight::None || writes_done_) return;
+  pb::DataRequest& request = stream_->outgoing();
+  if (kill_wanted_) {
+    kill_wanted_ = false;
+    request.Clear();
+    request.set_action(pb::DATA_ACTION_KILL);
+    in_flight_ = InFlight::Kill;
+    stream_->write();
+    return;
+  }
+  if (end_reason_) return;  // ending without a word to the backend
+  if (restart_ == Restart::Requested) {
+    // Graceful restart asked by the backend: answer in kind, then half-close;
+    // the stream's end opens the next one.
+    request.Clear();
+    request.set_action(pb::DATA_ACTION_RESTART);
+    in_flight_ = InFlight::Restart;
+    stream_->write();
+    return;
+  }
+  if (restart_ == Restart::Sent) return;
+
+  // `closed` before the bytes: the listener publishes its last bytes before
+  // it closes, so what we then see available is everything.
+  shm::RingClose closed = up_.closed();
+  if (closed == shm::RingClose::Abort) {
+    log::info("device connection aborted, killing the Data stream",
+              {{"session-id", id_.session_id}, {"device_ip", device_ip()}});
+    begin_kill_locked(ipc::SessionEnd::DeviceError);
+    pump_up_locked();
+    return;
+  }
+  BatchPlan plan = plan_batch(up_);
+  switch (plan.status) {
+    case BatchPlan::Status::Ready:
+      request.Clear();
+      copy_batch(up_, plan.bytes, *request.add_data());
+      in_flight_ = InFlight::Data;
+      in_flight_bytes_ = plan.bytes;
+      stream_->write();
+      return;
+    case BatchPlan::Status::Corrupt:
+      log::error("corrupt BGP framing in the up ring, killing the session",
+                 {{"session-id", id_.session_id}, {"error", plan.error}});
+      begin_kill_locked(ipc::SessionEnd::Invalid);
+      pump_up_locked();
+      return;
+    case BatchPlan::Status::Incomplete:
+      if (closed == shm::RingClose::Eof) {
+        log::error("up ring ended inside a BGP message, killing the session",
+                   {{"session-id", id_.session_id}});
+        begin_kill_locked(ipc::SessionEnd::Invalid);
+        pump_up_locked();
+      }
+      return;
+    case BatchPlan::Status::Empty:
+      if (closed == shm::RingClose::Eof) {
+        // The device finished: half-close; the backend ends the stream.
+        writes_done_ = true;
+        stream_->writes_done();
+      }
+      return;
+  }
+}
+
+void Session::response_delivered_locked() {
+  ++counter_down_;
+  slot().data_responses.store(counter_down_, std::memory_order_relaxed);
+}
+
+void Session::pump_down_locked() {
+  if (down_holding_) {
+    const pb::DataResponse& response = stream_->incoming();
+    bool wrote = false;
+    while (down_index_ < response.data_size()) {
+      const std::string& chunk = response.data(down_index_);
+      if (down_offset_ < chunk.size()) {
+        size_t n = down_.write_some(
+            {reinterpret_cast<const uint8_t*>(chunk.data()) + down_offset_,
+             chunk.size() - down_offset_});
+        wrote |= n > 0;
+        down_offset_ += n;
+        if (down_offset_ < chunk.size()) break;  // ring full: the listener wakes us
+      }
+      ++down_index_;
+      down_offset_ = 0;
+    }
+    bool complete = down_index_ == response.data_size();
+    if (complete) {
+      down_holding_ = false;
+      response_delivered_locked();  // counted before the listener is woken
+      if (response.ByteSizeLong() > kKeepBufferBytes) stream_->incoming() = pb::DataResponse();
+    }
+    if (wrote) notify_listener();
+    if (!complete) return;  // no new read until it is all in
+  }
+  if (!read_in_flight_ && !read_closed_ && !stream_->let_go_done()) {
+    read_in_flight_ = true;
+    stream_->read();
+  }
+}
+
+void Session::on_stream_metadata(DataStream& stream, bool ok) {
+  std::lock_guard lock(mu_);
+  if (&stream != stream_.get() || phase_ != Phase::Streaming || !ok) return;
+  Metadata md = stream_->server_metadata();
+  publish_slot_locked(&md);
+  slot().data_since_ns.store(realtime_ns(), std::memory_order_relaxed);
+  slot().data_connected.store(1, std::memory_order_relaxed);
+  auto server_up = metadata_value(md, "counter-up");
+  auto server_down = metadata_value(md, "counter-down");
+  auto up = server_up ? parse_counter(*server_up) : std::nullopt;
+  auto down = server_down ? parse_counter(*server_down) : std::nullopt;
+  if (up && down && *up == open_counter_up_ && *down == open_counter_down_) return;
+  log::warn("Data stream counters disagree with the backend, killing the session",
+            {{"session-id", id_.session_id},
+             {"counter-up", open_counter_up_},
+             {"counter-down", open_counter_down_},
+             {"server-counter-up", server_up.value_or("missing")},
+             {"server-counter-down", server_down.value_or("missing")}});
+  env_.control->counters.data_streams_failed.fetch_add(1, std::memory_order_relaxed);
+  begin_kill_locked(ipc::SessionEnd::UplinkError);
+  pump_locked();
+}
+
+void Session::on_stream_read(DataStream& stream, bool ok) {
+  std::lock_guard lock(mu_);
+  if (&stream != stream_.get() || phase_ != Phase::Streaming) return;
+  read_in_flight_ = false;
+  if (!ok) {
+    // The backend ended the stream (or it broke); OnDone brings the status.
+    read_closed_ = true;
+    let_go_locked();
+    return;
+  }
+  const pb::DataResponse& response = stream_->incoming();
+  if (end_reason_) {  // ending: drain the stream, relay nothing
+    pump_down_locked();
+    return;
+  }
+  if (response.action() == pb::DATA_ACTION_KILL) {
+    response_delivered_locked();
+    log::info("backend killed the session",
+              {{"session-id", id_.session_id}, {"device_ip", device_ip()}});
+    env_.control_client->forget("BGP", device_ip());
+    end_reason_ = ipc::SessionEnd::BackendKilled;
+    close_down_locked(shm::RingClose::Abort);
+    stream_->cancel();
+    let_go_locked();
+    return;
+  }
+  if (response.action() == pb::DATA_ACTION_RESTART && restart_ == Restart::None) {
+    log::info("backend asked for a graceful restart of the Data stream",
+              {{"session-id", id_.session_id}});
+    restart_ = Restart::Requested;
+  }
+  if (response.data_size() > 0) {
+    down_holding_ = true;
+    down_index_ = 0;
+    down_offset_ = 0;
+  } else {
+    response_delivered_locked();
+  }
+  pump_locked();
+}
+
+void Session::on_stream_write(DataStream& stream, bool ok) {
+  std::lock_guard lock(mu_);
+  if (&stream != stream_.get() || phase_ != Phase::Streaming) return;
+  InFlight done = std::exchange(in_flight_, InFlight::None);
+  // Not ok: the stream broke; the bytes stay in the ring and OnDone follows.
+  if (!ok) return;
+  ++counter_up_;
+  slot().data_requests.store(counter_up_, std::memory_order_relaxed);
+  switch (done) {
+    case InFlight::Data:
+      // A full batch leaves a 64 KiB buffer behind; with a thousand
+      // sessions after their table dumps that would be 64 MiB kept for
+      // nothing, so big buffers are given back.
+      if (in_flight_bytes_ > kKeepBufferBytes) stream_->outgoing() = pb::DataRequest();
+      up_.consume(in_flight_bytes_);
+      region_->up.messages.fetch_add(1, std::memory_order_relaxed);
+      notify_listener();  // space freed in up
+      break;
+    case InFlight::Kill:
+    case InFlight::Restart:
+      if (done == InFlight::Restart) restart_ = Restart::Sent;
+      if (!stream_->let_go_done()) {
+        writes_done_ = true;
+        stream_->writes_done();
+      }
+      break;
+    case InFlight::None:
+      break;
+  }
+  pump_locked();
+}
+
+void Session::on_stream_done(DataStream& stream, const grpc::Status& status) {
+  std::lock_guard lock(mu_);
+  if (&stream != stream_.get()) return;
+  std::shared_ptr<DataStream> finished = std::move(stream_);
+  env_.control->counters.data_streams_open.fetch_sub(1, std::memory_order_relaxed);
+  if (phase_ == Phase::Done) return;
+  slot().data_connected.store(0, std::memory_order_relaxed);
+  if (end_reason_) {
+    close_down_locked(shm::RingClose::Abort);
+    finish_locked(*end_reason_);
+    return;
+  }
+  if (status.ok()) {
+    if (restart_ != Restart::None) {
+      env_.control->counters.grpc_reconnects.fetch_add(1, std::memory_order_relaxed);
+      open_stream_locked(true);
+      return;
+    }
+    // Everything the backend sent is in the down ring (reads stop while a
+    // response is only partly delivered, and the stream cannot end before
+    // all reads were made).
+    close_down_locked(shm::RingClose::Eof);
+    finish_locked(ipc::SessionEnd::BackendClosed);
+    return;
+  }
+  log::warn("Data stream failed",
+            {{"session-id", id_.session_id},
+             {"device_ip", device_ip()},
+             {"code", status_code_name(status.error_code())},
+             {"error", redact(status.error_message(), env_.config->agent.token)}});
+  env_.control->counters.data_streams_failed.fetch_add(1, std::memory_order_relaxed);
+  close_down_locked(shm::RingClose::Abort);
+  finish_locked(ipc::SessionEnd::UplinkError);
+}
+
+// ---- timers and teardown -------------------------------------------------------
+
+void Session::tick(int64_t now_ns) {
+  std::lock_guard lock(mu_);
+  if (!stream_ || cancel_at_ns_ == 0 || now_ns < cancel_at_ns_ || stream_->let_go_done()) return;
+  log::warn("Data stream did not end after KILL, cancelling it",
+            {{"session-id", id_.session_id}});
+  stream_->cancel();
+  let_go_locked();
+}
+
+void Session::abort() {
+  std::lock_guard lock(mu_);
+  if (phase_ == Phase::Done) return;
+  close_down_locked(shm::RingClose::Abort);
+  if (!stream_) {
+    finish_locked(ipc::SessionEnd::UplinkError);
+    return;
+  }
+  if (!end_reason_) end_reason_ = ipc::SessionEnd::UplinkError;
+  stream_->cancel();
+  let_go_locked();
+}
+
+}  // namespace kbgp::uplink
