@@ -40,6 +40,7 @@ const SyscallRule kPolicy[] = {
     {"gettimeofday", "libevent's clock fallback"},
     {"getpid", "logging"},
     {"gettid", "logging"},
+    {"rt_sigaction", "libevent restores signal handlers when its loop is freed"},
     {"rt_sigprocmask", "signal masking"},
     {"rt_sigreturn", "return from a signal"},
     {"restart_syscall", "restart after a signal"},

@@ -52,6 +52,9 @@ bool needs_quotes(std::string_view v) {
 }  // namespace
 
 void init(std::string_view component, Level level, Format format) {
+  // jansson seeds its hash function from /dev/urandom on the first object;
+  // do it now, before a worker's seccomp policy forbids opening files.
+  json_object_seed(0);
   g_component = std::string(component);
   g_level = level;
   g_format = format;

@@ -30,7 +30,11 @@ bool install_seccomp(std::span<const SyscallRule> allowed, std::string* error) {
   for (const auto& rule : allowed) {
     int nr = seccomp_syscall_resolve_name(rule.name);
     if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture
-    int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 0);
+    int rc = rule.arg_index < 0
+                 ? seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 0)
+                 : seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, nr, 1,
+                                    SCMP_CMP(static_cast<unsigned>(rule.arg_index),
+                                             SCMP_CMP_MASKED_EQ, rule.mask, rule.value));
     if (rc != 0) {
       *error = std::string("seccomp rule for ") + rule.name + ": " + std::strerror(-rc);
       return false;

@@ -4,6 +4,7 @@
 // SIGSYS, logs it and restarts the worker.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 
@@ -12,6 +13,11 @@ namespace kbgp {
 struct SyscallRule {
   const char* name;  // as libseccomp knows it, e.g. "recvmsg"
   const char* why;   // documentation only
+  // Optional condition on one integer argument: allowed only when
+  // (arg[arg_index] & mask) == value. Several rows for one call are OR-ed.
+  int arg_index = -1;
+  uint64_t mask = 0;
+  uint64_t value = 0;
 };
 
 // Loads the filter for every thread of the process (TSYNC). Unknown names on

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -28,6 +29,9 @@ std::optional<WorkerContext> worker_bootstrap(shm::WorkerKind kind, bool writabl
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() == 1) return std::nullopt;  // supervisor already gone
 
+  // Load the time zone once now: glibc's gmtime_r (libevent's HTTP Date
+  // header) reads /etc/localtime on first use, which seccomp forbids later.
+  ::tzset();
   WorkerContext ctx;
   ctx.kind = kind;
   ctx.channel = UniqueFd(ipc::kChannelFd);

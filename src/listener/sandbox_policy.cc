@@ -43,6 +43,7 @@ const SyscallRule kPolicy[] = {
     {"clock_nanosleep", "never expected; harmless"},
     {"getpid", "logging"},
     {"gettid", "logging"},
+    {"rt_sigaction", "libevent restores signal handlers when its loop is freed"},
     {"rt_sigprocmask", "libevent and glibc signal masking"},
     {"rt_sigreturn", "return from SIGTERM handling"},
     {"restart_syscall", "restart after a signal"},

@@ -15,9 +15,11 @@
 
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/sandbox.h"
 #include "common/worker.h"
 #include "config.h"
 #include "uplink/grpc_channels.h"
+#include "uplink/sandbox_policy.h"
 #include "uplink/uplink.h"
 
 namespace {
@@ -93,6 +95,12 @@ int main() {
   auto config = read_uplink_init(*ctx);
   if (!config) return 1;
   std::string error;
+  // Confined before the first gRPC object exists (TSYNC covers later threads
+  // anyway) and before any byte from the backend is read.
+  if (!drop_worker_privileges(&error) || !install_seccomp(uplink::sandbox_policy(), &error)) {
+    log::error("cannot confine the uplink", {{"error", error}});
+    return 1;
+  }
   auto factory = uplink::ChannelFactory::create(*config, &error);
   if (!factory) {
     log::error("cannot set up TLS", {{"error", error}});

@@ -59,3 +59,14 @@ TEST_CASE("v4 UUIDs are random, versioned and round-trip") {
   CHECK_FALSE(kbgp::uuid_parse("not-a-uuid", parsed));
   CHECK_FALSE(kbgp::uuid_parse("0123456789012345678901234567890123x5", parsed));
 }
+
+#include "common/timeutil.h"
+
+TEST_CASE("timestamps are UTC in the vendor's two forms") {
+  // 2023-07-25T17:01:25.409183151Z
+  int64_t ns = 1690304485LL * 1000000000 + 409183151;
+  CHECK(kbgp::format_time_rfc3339(ns) == "2023-07-25T17:01:25.409183151Z");
+  CHECK(kbgp::format_time_human(ns) == "2023-07-25 17:01:25.40");
+  CHECK(kbgp::format_time_rfc3339(0) == "1970-01-01T00:00:00.000000000Z");
+  CHECK(kbgp::format_time_rfc3339(951782400LL * 1000000000) == "2000-02-29T00:00:00.000000000Z");
+}

@@ -1,0 +1,163 @@
+#include "ingest/control_stream.h"
+
+#include <utility>
+
+#include "common/log.h"
+#include "ingest/call_auth.h"
+
+namespace kbgp::ingest {
+
+namespace {
+constexpr uint32_t kBlockTtlSeconds = 1200;  // the vendor's deny-list period
+}
+
+ControlStream::ControlStream(Backend& backend, std::string email, std::string peer,
+                             uint32_t site)
+    : backend_(backend), email_(std::move(email)), peer_(std::move(peer)), site_(site) {}
+
+void ControlStream::open(Reactor* reactor) {
+  reactor_ = reactor;
+  backend_.control_streams.insert(this);
+  log::debug("Control stream opened", {{"peer", peer_}, {"email", email_}, {"site", site_}});
+  if (backend_.options.keepalive_interval_s > 0) {
+    keepalive_ = std::make_unique<Timer>(backend_.loop.base(), [this] { on_keepalive_timer(); });
+    keepalive_->arm(backend_.options.keepalive_interval_s);
+  }
+  maybe_read();
+}
+
+pb::ControlResponse ControlStream::answer(const pb::ControlRequest& req) const {
+  pb::ControlResponse r;
+  r.set_proto(req.proto());
+  r.set_device_ip(req.device_ip());
+  r.set_device_port(req.device_port());
+  r.set_proxy_ip(req.proxy_ip());
+  r.set_proxy_port(req.proxy_port());
+  if (req.action() == pb::CONTROL_ACTION_KEEPALIVE) {
+    r.set_action(pb::CONTROL_ACTION_KEEPALIVE);
+    return r;
+  }
+  auto registry = backend_.config.registry();
+  const Device* d = registry->find(req.device_ip(), site_);
+  if (!d) {
+    r.set_action(pb::CONTROL_ACTION_BLOCK_IP);
+    r.set_ttl_seconds(kBlockTtlSeconds);
+    log::info("unknown device, answered BLOCK_IP",
+              {{"device_ip", log_safe(req.device_ip())},
+               {"proto", log_safe(req.proto())},
+               {"site", site_},
+               {"peer", peer_},
+               {"email", email_},
+               {"ttl_seconds", kBlockTtlSeconds}});
+    return r;
+  }
+  r.set_action(pb::CONTROL_ACTION_UNSPECIFIED);
+  r.set_ttl_seconds(backend_.options.control_ttl_s);
+  r.set_ttl_counter(0);
+  r.set_company_id(d->company_id);
+  r.set_device_id(d->device_id);
+  r.set_device_name(d->device_name);
+  if (!d->md5_key.empty()) r.set_tcp_md5(d->md5_key);
+  auto* pin = r.add_metadata();
+  pin->set_key("backend-pin");
+  pin->add_val(backend_.backend_pin);
+  auto* id = r.add_metadata();
+  id->set_key("device-id");
+  id->add_val(std::to_string(d->device_id));
+  log::debug("control answer", {{"device_ip", d->ip.address_string()},
+                                {"device_id", d->device_id},
+                                {"device_name", d->device_name},
+                                {"site", site_},
+                                {"peer", peer_}});
+  return r;
+}
+
+void ControlStream::on_read_done(bool ok, pb::ControlRequest request) {
+  reading_ = false;
+  if (!reactor_ || finish_status_) return;
+  if (!ok) {
+    reads_ended_ = true;
+    if (reactor_->cancelled()) {
+      finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+    } else {
+      // The agent half-closed: send what is queued, then finish.
+      finish(grpc::Status::OK);
+    }
+    return;
+  }
+  ++requests_;
+  enqueue(answer(request));
+  maybe_read();
+}
+
+void ControlStream::enqueue(pb::ControlResponse response) {
+  queue_.push_back(std::move(response));
+  write_next();
+}
+
+void ControlStream::write_next() {
+  if (!reactor_ || writing_) return;
+  if (queue_.empty()) {
+    if (finish_status_) {
+      log::debug("Control stream ended", {{"peer", peer_}, {"requests", requests_},
+                                          {"status", finish_status_->error_message()}});
+      backend_.control_streams.erase(this);
+      std::exchange(reactor_, nullptr)->finish(*finish_status_);
+    }
+    return;
+  }
+  writing_ = true;
+  reactor_->write(std::move(queue_.front()));
+  queue_.pop_front();
+}
+
+void ControlStream::on_write_done(bool ok) {
+  writing_ = false;
+  if (!reactor_) return;
+  if (!ok) {
+    queue_.clear();
+    finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+    return;
+  }
+  write_next();
+  maybe_read();
+}
+
+void ControlStream::maybe_read() {
+  if (!reactor_ || reading_ || reads_ended_ || finish_status_) return;
+  if (queue_.size() >= kMaxQueued) return;  // on_write_done reads again
+  reading_ = true;
+  reactor_->read();
+}
+
+void ControlStream::on_keepalive_timer() {
+  if (!reactor_ || finish_status_) return;
+  // A client that is not reading does not need more keepalives queued.
+  if (queue_.empty() && !writing_) {
+    pb::ControlResponse ka;
+    ka.set_action(pb::CONTROL_ACTION_KEEPALIVE);
+    enqueue(std::move(ka));
+  }
+  keepalive_->arm(backend_.options.keepalive_interval_s);
+}
+
+void ControlStream::on_cancel() {
+  if (!reactor_) return;
+  queue_.clear();
+  finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+}
+
+void ControlStream::shut_down() {
+  queue_.clear();
+  finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "backend shutting down"));
+}
+
+void ControlStream::finish(grpc::Status status) {
+  if (!reactor_) return;
+  if (!finish_status_) finish_status_ = std::move(status);
+  keepalive_.reset();
+  if (reactor_->cancelled()) queue_.clear();  // nobody will read them
+  write_next();  // drains the queue (after an outstanding write), then finishes
+}
+
+}  // namespace kbgp::ingest

@@ -1,0 +1,61 @@
+// One Control stream (loop-thread handler). Answers every ControlRequest
+// from the registry, echoes request keepalives, and sends its own
+// application keepalive every --keepalive-interval seconds. Answers are
+// queued: one StartWrite outstanding at a time; reading pauses while the
+// queue is long (a client that does not read cannot grow it unboundedly).
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "ingest/backend.h"
+#include "ingest/loop_reactor.h"
+#include "kentik/ktbgp/v202203beta2/proxy.pb.h"
+
+namespace kbgp::ingest {
+
+namespace pb = kentik::ktbgp::v202203beta2;
+
+class ControlStream final : public StreamEvents<pb::ControlRequest> {
+ public:
+  using Reactor = LoopReactor<pb::ControlRequest, pb::ControlResponse>;
+
+  ControlStream(Backend& backend, std::string email, std::string peer, uint32_t site);
+
+  // Loop thread: the stream is ready.
+  void open(Reactor* reactor);
+
+  void on_read_done(bool ok, pb::ControlRequest request) override;
+  void on_write_done(bool ok) override;
+  void on_cancel() override;
+
+  // Loop thread: ends the stream with UNAVAILABLE (backend shutdown).
+  void shut_down();
+
+ private:
+  static constexpr size_t kMaxQueued = 64;
+
+  pb::ControlResponse answer(const pb::ControlRequest& request) const;
+  void enqueue(pb::ControlResponse response);
+  void write_next();
+  void maybe_read();
+  void on_keepalive_timer();
+  void finish(grpc::Status status);
+
+  Backend& backend_;
+  std::string email_;
+  std::string peer_;
+  uint32_t site_;
+  Reactor* reactor_ = nullptr;  // null once finish() was called
+  std::deque<pb::ControlResponse> queue_;
+  bool writing_ = false;
+  bool reading_ = false;
+  bool reads_ended_ = false;
+  std::optional<grpc::Status> finish_status_;  // finish once the queue drained
+  std::unique_ptr<Timer> keepalive_;
+  uint64_t requests_ = 0;
+};
+
+}  // namespace kbgp::ingest

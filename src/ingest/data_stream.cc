@@ -1,0 +1,295 @@
+#include "ingest/data_stream.h"
+
+#include <utility>
+
+#include "common/log.h"
+
+namespace kbgp::ingest {
+
+DataStream::DataStream(Backend& backend, DataCallParams params, Device device, std::string email,
+                       std::string peer)
+    : backend_(backend),
+      params_(std::move(params)),
+      device_(std::move(device)),
+      email_(std::move(email)),
+      peer_(std::move(peer)) {}
+
+void DataStream::open(Reactor* reactor) {
+  reactor_ = reactor;
+  if (auto existing = backend_.sessions.find(params_.session_id)) {
+    resume_session(std::move(existing));
+  } else if (params_.counter_up != 0 || params_.counter_down != 0) {
+    log::warn("Data stream for an unknown session with nonzero counters, answered KILL",
+              {sid(),
+               {"device", params_.device.to_string()},
+               {"counter_up", params_.counter_up},
+               {"counter_down", params_.counter_down},
+               {"peer", peer_}});
+    send_counters(0, 0);
+    send_kill();
+    return;
+  } else {
+    open_new_session();
+  }
+  maybe_read();
+  pump();
+}
+
+void DataStream::open_new_session() {
+  auto session = std::make_shared<Session>(backend_.sessions, backend_.loop.base(),
+                                           params_.session_id, device_,
+                                           backend_.options.grace_period_s);
+  send_counters(0, 0);
+  std::string error;
+  if (!session->start(&error)) {
+    log::error("collector connect failed", {sid(),
+                                            {"device", device_.ip.address_string()},
+                                            {"collector", device_.collector.to_string()},
+                                            {"source", device_.source.address_string()},
+                                            {"error", error}});
+    finish(grpc::Status::OK);  // the agent closes the device's connection
+    return;
+  }
+  backend_.sessions.insert(session);
+  session_ = session;
+  session_->attach(this);
+  log::info("Data stream opened", {sid(),
+                                   {"device", params_.device.to_string()},
+                                   {"device_name", device_.device_name},
+                                   {"device_id", device_.device_id},
+                                   {"collector", device_.collector.to_string()},
+                                   {"source", device_.source.address_string()},
+                                   {"proxy", params_.proxy.to_string()},
+                                   {"peer", peer_},
+                                   {"email", email_},
+                                   {"instance", params_.instance}});
+}
+
+void DataStream::resume_session(std::shared_ptr<Session> session) {
+  if (!session->device().ip.same_address(params_.device)) {
+    log::warn("Data stream names a session of another device, refused",
+              {sid(), {"device", params_.device.to_string()},
+               {"session_device", session->device().ip.address_string()}, {"peer", peer_}});
+    finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "session-id belongs to another device"));
+    return;
+  }
+  uint64_t up = session->counter_up();
+  uint64_t down = session->counter_down();
+  send_counters(up, down);
+  if (up != params_.counter_up || down != params_.counter_down) {
+    log::warn("Data stream resume with disagreeing counters, answered KILL",
+              {sid(),
+               {"device", params_.device.to_string()},
+               {"our_counter_up", up},
+               {"our_counter_down", down},
+               {"agent_counter_up", params_.counter_up},
+               {"agent_counter_down", params_.counter_down}});
+    session->end("counters disagree on resume", true);
+    send_kill();
+    return;
+  }
+  session_ = std::move(session);
+  session_->attach(this);
+  log::info("Data stream resumed", {sid(),
+                                    {"device", params_.device.to_string()},
+                                    {"counter_up", up},
+                                    {"counter_down", down},
+                                    {"buffered_bytes", session_->collector().pending_input()},
+                                    {"peer", peer_}});
+}
+
+void DataStream::send_counters(uint64_t up, uint64_t down) {
+  reactor_->send_initial_metadata(
+      {{"counter-up", std::to_string(up)}, {"counter-down", std::to_string(down)}});
+}
+
+void DataStream::send_kill() {
+  killed_ = true;
+  action_pending_ = pb::DATA_ACTION_KILL;
+  pump();
+}
+
+void DataStream::on_read_done(bool ok, pb::DataRequest request) {
+  reading_ = false;
+  if (!reactor_ || finishing_) return;
+  if (!ok) {
+    reads_ended_ = true;
+    if (reactor_->cancelled()) {
+      stream_broken("stream cancelled");
+    } else if (restarting_) {
+      maybe_complete_restart();
+    } else if (!killed_) {
+      on_agent_half_close();
+    }
+    return;
+  }
+  if (killed_) return;
+  relay_up(request);
+  if (request.action() == pb::DATA_ACTION_KILL) {
+    log::info("agent sent KILL", {sid(), {"device", params_.device.to_string()}});
+    if (auto s = std::move(session_)) s->end("agent sent KILL", true);
+    finish(grpc::Status::OK);
+    return;
+  }
+  if (request.action() == pb::DATA_ACTION_RESTART) start_restart(true);
+  maybe_read();
+}
+
+void DataStream::relay_up(const pb::DataRequest& request) {
+  if (!session_) return;
+  size_t bytes = 0;
+  for (const auto& chunk : request.data()) {
+    bytes += chunk.size();
+    session_->collector().write(chunk);
+  }
+  session_->count_request(bytes);
+}
+
+void DataStream::on_agent_half_close() {
+  agent_closed_ = true;
+  log::debug("agent half-closed the Data stream", {sid()});
+  if (session_) session_->collector().shutdown_write();
+  pump();  // the collector may already be gone
+}
+
+void DataStream::start_restart(bool by_agent) {
+  if (restarting_ || killed_ || finishing_) return;
+  if (!by_agent && agent_closed_) return;  // ending anyway
+  restarting_ = true;
+  action_pending_ = pb::DATA_ACTION_RESTART;
+  log::info("restarting Data stream", {sid(),
+                                       {"device", params_.device.to_string()},
+                                       {"initiator", by_agent ? "agent" : "backend"}});
+  restart_timer_ = std::make_unique<Timer>(backend_.loop.base(), [this] {
+    log::warn("Data stream restart timed out waiting for the agent", {sid()});
+    release_session(true);
+    finish(grpc::Status::OK);
+  });
+  restart_timer_->arm(kRestartTimeoutS);
+  pump();
+}
+
+void DataStream::maybe_complete_restart() {
+  if (!restarting_ || !restart_sent_ || !reads_ended_) return;
+  log::info("Data stream restarted, session kept for a resume", {sid()});
+  release_session(true);
+  finish(grpc::Status::OK);
+}
+
+void DataStream::pump() {
+  if (!reactor_ || writing_ || finishing_) return;
+  if (action_pending_ != pb::DATA_ACTION_UNSPECIFIED) {
+    pb::DataResponse r;
+    r.set_action(action_pending_);
+    action_inflight_ = std::exchange(action_pending_, pb::DATA_ACTION_UNSPECIFIED);
+    writing_ = true;
+    reactor_->write(std::move(r));
+    return;
+  }
+  if (killed_ || restarting_ || !session_) return;
+  CollectorConnection& c = session_->collector();
+  if (c.pending_input() > 0) {
+    inflight_ = c.read(kMaxMessageBytes);
+    pb::DataResponse r;
+    r.add_data(inflight_);
+    writing_ = true;
+    reactor_->write(std::move(r));
+    return;
+  }
+  if (c.closed()) {
+    // Everything the collector sent has been handed to gRPC.
+    auto s = std::move(session_);
+    std::string reason = s->collector_close_reason();
+    s->end(agent_closed_ ? "agent half-closed, then " + reason : reason, false);
+    finish(grpc::Status::OK);
+  }
+}
+
+void DataStream::on_write_done(bool ok) {
+  writing_ = false;
+  std::string bytes = std::move(inflight_);
+  inflight_.clear();
+  pb::DataAction action = std::exchange(action_inflight_, pb::DATA_ACTION_UNSPECIFIED);
+  if (!reactor_) return;
+  if (finishing_) {
+    // finish() already let go of the session (and took back these bytes).
+    std::exchange(reactor_, nullptr)->finish(finish_status_);
+    return;
+  }
+  if (!ok) {
+    if (session_) session_->collector().unread(bytes);
+    stream_broken("write failed");
+    return;
+  }
+  if (session_) session_->count_response(bytes.size());
+  if (action == pb::DATA_ACTION_KILL) {
+    finish(grpc::Status::OK);
+    return;
+  }
+  if (action == pb::DATA_ACTION_RESTART) {
+    restart_sent_ = true;
+    maybe_complete_restart();
+    if (finishing_) return;
+  }
+  pump();
+  maybe_read();
+}
+
+void DataStream::maybe_read() {
+  if (!reactor_ || reading_ || reads_ended_ || finishing_ || killed_) return;
+  // Back-pressure towards the agent, except while restarting: then the
+  // agent's half-close must be read, and it sends nothing new.
+  if (!restarting_ && session_ &&
+      session_->collector().pending_output() > CollectorConnection::kOutputHighMark) {
+    return;  // collector_drained() calls again
+  }
+  reading_ = true;
+  reactor_->read();
+}
+
+void DataStream::on_cancel() {
+  if (!reactor_ || finishing_) return;
+  stream_broken("stream cancelled");
+}
+
+void DataStream::stream_broken(const std::string& why) {
+  log::info("Data stream broke", {sid(), {"device", params_.device.to_string()}, {"reason", why}});
+  release_session(true);
+  finish(grpc::Status(grpc::StatusCode::CANCELLED, why));
+}
+
+void DataStream::session_lost(const std::string& why) {
+  if (!session_) return;
+  release_session(false);
+  finish(grpc::Status(grpc::StatusCode::ABORTED, why));
+}
+
+void DataStream::restart_requested() { start_restart(false); }
+
+void DataStream::release_session(bool wait_for_resume) {
+  if (!session_) return;
+  auto s = std::move(session_);
+  if (writing_ && !inflight_.empty()) {
+    // Not known to have reached the agent: a resume sends these again.
+    s->collector().unread(inflight_);
+    inflight_.clear();
+  }
+  if (wait_for_resume) {
+    s->detach(this);
+  }
+}
+
+void DataStream::finish(grpc::Status status) {
+  if (!reactor_ || finishing_) return;
+  finishing_ = true;
+  restart_timer_.reset();
+  release_session(true);  // no-op unless a path forgot to decide
+  if (writing_) {
+    finish_status_ = std::move(status);  // on_write_done finishes
+    return;
+  }
+  std::exchange(reactor_, nullptr)->finish(std::move(status));
+}
+
+}  // namespace kbgp::ingest

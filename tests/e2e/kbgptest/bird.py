@@ -1,0 +1,332 @@
+"""BIRD 2 as a simulated device (active side, static routes) and as the
+collector (passive side, `import all`), plus birdc queries.
+
+Pitfall (see bgp-test-peers.md): BIRD 2.0.12 sometimes holds back the last
+UPDATE batch for up to ~3 s when its main loop goes idle; any control-socket
+command wakes it, so waits poke both daemons with `show status`.
+"""
+
+import os
+import re
+import subprocess
+
+from .errors import TestFailure
+from .routes import canonical_prefix, split_by_family
+
+NEXT_HOP4 = "192.0.2.%d"
+NEXT_HOP6 = "2001:db8::%d"
+
+
+class BirdError(Exception):
+    """A birdc command failed (may be transient: the daemon is starting)."""
+
+
+def protocol_name(ip):
+    """The collector's protocol name for the peer at `ip`."""
+    return "dev_" + ip.replace(".", "_").replace(":", "_")
+
+
+class Bird:
+    """One BIRD daemon in ctx's temp dir, named `name` (files name.conf,
+    name.ctl, name.pid, name.log)."""
+
+    def __init__(self, ctx, name):
+        self.ctx = ctx
+        self.name = name
+        self.conf = ctx.path(name + ".conf")
+        self.ctl = ctx.path(name + ".ctl")
+        self.pidfile = ctx.path(name + ".pid")
+        self.proc = None
+
+    def write_config(self):
+        raise NotImplementedError
+
+    def start(self, timeout=15):
+        self.write_config()
+        r = subprocess.run(["bird", "-p", "-c", self.conf], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise TestFailure("BIRD config %s does not parse: %s" % (self.conf, (r.stderr or r.stdout).strip()))
+        self.proc = self.ctx.spawn(self.name, ["bird", "-f", "-c", self.conf, "-s", self.ctl, "-P", self.pidfile])
+        self.ctx.wait_until(lambda: self._ready(), timeout, "%s (BIRD) to answer on %s" % (self.name, self.ctl))
+        return self
+
+    def _ready(self):
+        if not self.proc.alive():
+            raise TestFailure("%s (BIRD) exited with status %s" % (self.name, self.proc.exited_with()))
+        try:
+            self.birdc("show status")
+            return True
+        except BirdError:
+            return False
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+
+    def birdc(self, command, timeout=60):
+        """Runs one birdc command; returns its output lines without the
+        banner. Raises BirdError on failure."""
+        try:
+            r = subprocess.run(["birdc", "-s", self.ctl, *command.split()],
+                               capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BirdError("birdc %r on %s timed out" % (command, self.name))
+        lines = r.stdout.splitlines()
+        if r.returncode != 0 or not lines or not lines[0].startswith("BIRD "):
+            raise BirdError("birdc %r on %s failed (%d): %s" % (command, self.name, r.returncode,
+                                                                 (r.stderr + r.stdout).strip()[:500]))
+        body = lines[1:]
+        if body and (body[0].startswith("syntax error") or body[0].startswith("Unknown")):
+            raise BirdError("birdc %r on %s: %s" % (command, self.name, body[0]))
+        return body
+
+    def poke(self):
+        """Wakes BIRD's main loop (see the module note)."""
+        self.birdc("show status", timeout=10)
+
+    def protocol_info(self, proto):
+        """{"state": BGP state, "routes": {"ipv4": n, "ipv6": n},
+        "last_error": text} from `show protocols all`."""
+        info = {"state": None, "routes": {}, "last_error": None, "neighbor_id": None}
+        channel = None
+        for line in self.birdc("show protocols all %s" % proto):
+            s = line.strip()
+            if s.startswith("BGP state:"):
+                info["state"] = s.split(":", 1)[1].strip()
+            elif s.startswith("Channel "):
+                channel = s.split()[1]
+            elif s.startswith("Routes:") and channel:
+                m = re.match(r"Routes:\s+(\d+) imported", s)
+                if m:
+                    info["routes"][channel] = int(m.group(1))
+            elif s.startswith("Neighbor ID:"):
+                info["neighbor_id"] = s.split(":", 1)[1].strip()
+            elif s.startswith("Last error:"):
+                info["last_error"] = s.split(":", 1)[1].strip()
+        return info
+
+    def state(self, proto):
+        return self.protocol_info(proto)["state"]
+
+    def routes(self, proto=None):
+        """Every route in master4 and master6 (of protocol `proto` if
+        given) as {prefix: {"proto", "from", "attrs": {name: value},
+        "alternatives": n}}; attribute names are the BGP.* names without
+        the prefix, values as BIRD prints them."""
+        cmd = "show route all"
+        if proto:
+            cmd += " protocol %s" % proto
+        out = {}
+        for table in ("master4", "master6"):
+            out.update(parse_show_route_all(self.birdc("%s table %s" % (cmd, table))))
+        return out
+
+
+_HEADER = re.compile(r"^(\S+)\s+.*?\[(\S+) [^\]]*?(?:from (\S+))?\]")
+
+
+def parse_show_route_all(lines):
+    routes = {}
+    current = None
+    for line in lines:
+        if not line or line.startswith("Table "):
+            continue
+        if line.startswith("\t"):
+            s = line.strip()
+            if current is not None and s.startswith("BGP."):
+                name, _, value = s[4:].partition(":")
+                current["attrs"][name.strip()] = value.strip()
+            continue
+        if line.startswith(" "):
+            # Another route for the same prefix (printed under the first).
+            if current is not None:
+                current["alternatives"] += 1
+            continue
+        m = _HEADER.match(line)
+        if not m:
+            continue
+        prefix = canonical_prefix(m.group(1))
+        current = {"proto": m.group(2), "from": m.group(3), "attrs": {}, "alternatives": 0}
+        if prefix in routes:
+            routes[prefix]["alternatives"] += 1
+        else:
+            routes[prefix] = current
+    return routes
+
+
+def _communities(value):
+    """'(65003,0) (65003,1)' -> sorted tuple of '(65003,0)', without spaces."""
+    return tuple(sorted(re.sub(r"\s+", "", t) for t in re.findall(r"\([^)]*\)", value)))
+
+
+def normalize_attrs(attrs):
+    """Attribute values in one spelling: community lists sorted, spaces in
+    tuples dropped (BIRD sorts communities itself; this only makes the
+    comparison independent of that)."""
+    out = {}
+    for k, v in attrs.items():
+        if k in ("community", "large_community", "ext_community"):
+            out[k] = " ".join(_communities(v))
+        else:
+            out[k] = " ".join(v.split())
+    return out
+
+
+class BirdCollector(Bird):
+    """The backend's BGP daemon: passive, one protocol per expected device,
+    imports everything, exports nothing."""
+
+    def __init__(self, ctx, ip, port, asn, peers, name="collector"):
+        super().__init__(ctx, name)
+        self.ip = ip
+        self.port = port
+        self.asn = asn
+        self.peers = list(peers)  # [(ip, asn)]
+
+    def write_config(self):
+        parts = ["log stderr all;",
+                 "router id %s;" % self.ip,
+                 "protocol device {}"]
+        for ip, asn in self.peers:
+            parts.append(
+                "protocol bgp %s {\n"
+                "  local %s port %d as %d;\n"
+                "  neighbor %s as %d;\n"
+                "  passive on;\n"
+                "  multihop;\n"
+                # A device that just closes its socket (FRR on SIGTERM) must
+                # take its routes along, not leave them stale for minutes.
+                "  graceful restart off;\n"
+                "  long lived graceful restart off;\n"
+                "  debug { states, events };\n"
+                "  ipv4 { import all; export none; };\n"
+                "  ipv6 { import all; export none; };\n"
+                "}" % (protocol_name(ip), self.ip, self.port, self.asn, ip, asn))
+        with open(self.conf, "w") as f:
+            f.write("\n".join(parts) + "\n")
+
+    def peer_info(self, device_ip):
+        return self.protocol_info(protocol_name(device_ip))
+
+    def peer_routes(self, device_ip):
+        return self.routes(protocol_name(device_ip))
+
+
+class BirdDevice(Bird):
+    """A router announcing static routes over one BGP session (active side).
+    Routes live in an included file; set_routes() rewrites it and runs
+    `birdc configure`, which announces and withdraws the difference."""
+
+    kind = "bird"
+
+    def __init__(self, ctx, ip, asn, routes, peer_ip, peer_port, peer_asn, name=None):
+        super().__init__(ctx, name or "device_%s" % ip.replace(".", "_"))
+        self.ip = ip
+        self.asn = asn
+        self.routes_list = list(routes)
+        self.peer_ip = peer_ip
+        self.peer_port = peer_port
+        self.peer_asn = peer_asn
+        self.local_port = ctx.free_port(ip)
+        self.routes_file = ctx.path(self.name + "_routes.conf")
+        octet = int(ip.split(".")[-1])
+        self.next_hop4 = NEXT_HOP4 % octet
+        self.next_hop6 = NEXT_HOP6 % octet
+        self.proto = "up"
+
+    # -- the attribute classes (see routes.py) --
+    def _route_line(self, r):
+        a = self.asn
+        c = r.index % 65000 + 1
+        stmts = ["bgp_community.add((%d,%d));" % (a, c)]
+        if r.cls == 0:
+            stmts.append("bgp_med = %d;" % r.index)
+        elif r.cls == 1:
+            stmts.append("bgp_large_community.add((%d,%d,1));" % (a, r.index))
+            stmts.append("bgp_origin = ORIGIN_INCOMPLETE;")
+        elif r.cls == 2:
+            # (asn,0) asks the export filter for an AS-path prepend.
+            stmts.append("bgp_community.add((%d,0));" % a)
+            stmts.append("bgp_large_community.add((%d,%d,2));" % (a, r.index))
+        else:
+            stmts.append("bgp_med = %d;" % r.index)
+            stmts.append("bgp_large_community.add((%d,%d,3));" % (a, r.index))
+        return "  route %s blackhole { %s };" % (r.prefix, " ".join(stmts))
+
+    def expected_attrs(self, r):
+        """What a BIRD collector must show for route r (eBGP, one hop)."""
+        a = self.asn
+        c = r.index % 65000 + 1
+        attrs = {"origin": "IGP", "as_path": str(a), "local_pref": "100",
+                 "next_hop": self.next_hop4 if r.family == 4 else self.next_hop6}
+        comms = ["(%d,%d)" % (a, c)]
+        if r.cls == 0:
+            attrs["med"] = str(r.index)
+        elif r.cls == 1:
+            attrs["large_community"] = "(%d,%d,1)" % (a, r.index)
+            attrs["origin"] = "Incomplete"
+        elif r.cls == 2:
+            comms.append("(%d,0)" % a)
+            attrs["large_community"] = "(%d,%d,2)" % (a, r.index)
+            attrs["as_path"] = "%d %d" % (a, a)
+        else:
+            attrs["med"] = str(r.index)
+            attrs["large_community"] = "(%d,%d,3)" % (a, r.index)
+        attrs["community"] = " ".join(comms)
+        return normalize_attrs(attrs)
+
+    def write_routes(self):
+        v4, v6 = split_by_family(self.routes_list)
+        lines = ["protocol static s4 {", "  ipv4;"]
+        lines += [self._route_line(r) for r in v4]
+        lines += ["}", "protocol static s6 {", "  ipv6;"]
+        lines += [self._route_line(r) for r in v6]
+        lines += ["}"]
+        tmp = self.routes_file + ".new"
+        with open(tmp, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, self.routes_file)
+
+    def write_config(self):
+        self.write_routes()
+        # BIRD sends a MED over eBGP only if the export filter set it, so the
+        # filter sets it again (to the value the static route carries).
+        export = ("export filter { if (%d,0) ~ bgp_community then bgp_path.prepend(%d); "
+                  "if defined(bgp_med) then bgp_med = bgp_med; accept; };" % (self.asn, self.asn))
+        conf = ("log stderr all;\n"
+                "router id %s;\n"
+                "protocol device {}\n"
+                "include \"%s\";\n"
+                "protocol bgp %s {\n"
+                "  local %s port %d as %d;\n"
+                "  neighbor %s port %d as %d;\n"
+                "  multihop;\n"
+                "  connect delay time 1;\n"
+                "  connect retry time 1;\n"
+                "  error wait time 1, 5;\n"
+                "  debug { states, events };\n"
+                "  ipv4 { import none; %s next hop address %s; };\n"
+                "  ipv6 { import none; %s next hop address %s; };\n"
+                "}\n" % (self.ip, self.routes_file, self.proto, self.ip, self.local_port, self.asn,
+                         self.peer_ip, self.peer_port, self.peer_asn,
+                         export, self.next_hop4, export, self.next_hop6))
+        with open(self.conf, "w") as f:
+            f.write(conf)
+
+    def set_routes(self, routes):
+        """Announces exactly `routes` from now on (withdraws the rest)."""
+        self.routes_list = list(routes)
+        self.write_routes()
+        out = self.birdc("configure", timeout=120)
+        if not any("Reconfigured" in l or "Reconfiguration in progress" in l for l in out):
+            raise TestFailure("birdc configure on %s: %s" % (self.name, " | ".join(out)))
+
+    def session_state(self):
+        return self.state(self.proto)
+
+    def established(self):
+        return self.session_state() == "Established"
+
+    def peer_router_id(self):
+        """The BGP identifier in the OPEN the device received."""
+        return self.protocol_info(self.proto)["neighbor_id"]
