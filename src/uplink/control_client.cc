@@ -261,14 +261,24 @@ void ControlClient::on_stream_done(ControlStream& stream, const grpc::Status& st
     connected_ = false;
     keepalive_sent_mono_ns_ = 0;
     if (shutting_down_) return;
-    last_error_ = std::string("code ") + std::to_string(status.error_code()) + ": " +
+    last_error_ = status_code_name(status.error_code()) + ": " +
                   redact(status.error_message(), config_.agent.token);
     int64_t delay = backoff_.next_delay_ns();
     reopen_at_ns_ = monotonic_ns() + delay;
-    log::warn("Control stream ended", {{"code", static_cast<int>(status.error_code())},
-                                       {"error", redact(status.error_message(),
-                                                        config_.agent.token)},
-                                       {"retry_in_ms", delay / 1000000}});
+    if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+        status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      log::error("the backend refused our credentials: check --email and --token "
+                 "($KENTIK_API_EMAIL, $KENTIK_API_TOKEN)",
+                 {{"code", status_code_name(status.error_code())},
+                  {"error", redact(status.error_message(), config_.agent.token)},
+                  {"email", config_.agent.email},
+                  {"retry_in_ms", delay / 1000000}});
+    } else {
+      log::warn("Control stream ended", {{"code", status_code_name(status.error_code())},
+                                         {"error", redact(status.error_message(),
+                                                          config_.agent.token)},
+                                         {"retry_in_ms", delay / 1000000}});
+    }
   }
   wake_();
 }

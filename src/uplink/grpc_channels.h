@@ -13,6 +13,10 @@
 
 namespace kbgp::uplink {
 
+// "UNAUTHENTICATED", "UNAVAILABLE"...: what operators search logs for.
+std::string status_code_name(grpc::StatusCode code);
+
+
 class ChannelFactory {
  public:
   // Loads the CA file if one is configured; nullopt (and `error`) if it
