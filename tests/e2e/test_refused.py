@@ -51,6 +51,11 @@ def never_established(ctx, topo, device, seconds):
                   "the collector has a session/routes from %s: %s" % (device.ip, info))
 
 
+def warnings(log):
+    return [line.strip() for line, obj in log.records()
+            if obj and obj.get("level") in ("warn", "warning", "error", "critical")]
+
+
 def mentions(log, ip, since):
     return len([line for line, _ in log.records(since) if ip in line])
 
@@ -108,7 +113,8 @@ def test(ctx):
                           "kbgp-ingest to log %r" % BAD_CREDS_TEXT)
     ctx.step("kbgp-ingest logged: %s" % line[0].strip())
     line = ctx.wait_until(lambda: bad_agent.log.find("UNAUTHENTICATED"), 20,
-                          "the agent with the wrong token to log UNAUTHENTICATED")
+                          "the agent with the wrong token to log UNAUTHENTICATED",
+                          describe=lambda: "its warnings: %s" % warnings(bad_agent.log)[-3:])
     ctx.step("kbgp (wrong token) logged: %s" % line[0].strip())
     never_established(ctx, topo, bad_dev, 3)
     status = bad_agent.status()
