@@ -34,6 +34,9 @@ std::unique_ptr<grpc::Server> start_grpc_server(const Options& options,
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen.to_string(), creds, port);
   builder.RegisterService(service);
+  // gRPC binds with SO_REUSEPORT by default: a second backend on the same
+  // port would silently share the traffic instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Agents send HTTP/2 keepalive pings, possibly with no call open; the
   // default policy (one ping per 5 minutes) would answer them with GOAWAY
   // "too_many_pings".
@@ -49,7 +52,9 @@ std::unique_ptr<grpc::Server> start_grpc_server(const Options& options,
   auto server = builder.BuildAndStart();
   if (!server || *port == 0) {
     *error = "cannot serve gRPC on " + options.listen.to_string() +
-             (options.plaintext ? "" : " (address in use, or unusable TLS certificate/key?)");
+             (options.plaintext ? " (address in use or not local?)"
+                                : " (address in use or not local, or unusable TLS "
+                                  "certificate/key?)");
     if (server) server->Shutdown();
     return nullptr;
   }

@@ -69,7 +69,7 @@ int run(const Options& o) {
   ConfigStore config(o.credentials, o.registry, std::move(*creds), std::move(*registry));
   EventLoop loop;
   loop.start();
-  Backend backend{o, make_backend_pin(), config, loop, {}};
+  Backend backend{o, make_backend_pin(), config, loop, {}, {}};
   ProxyServiceImpl service(backend);
   int port = 0;
   auto server = start_grpc_server(o, cert_pem, key_pem, &service, &port, &error);
