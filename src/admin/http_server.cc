@@ -12,6 +12,7 @@
 #include "admin/router.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/test_trigger.h"
 #include "common/timeutil.h"
 
 namespace kbgp::admin {
@@ -176,6 +177,14 @@ void AdminServer::on_request(evhttp_request* req) {
   request.target = uri ? uri : "";
   request.has_body = evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0;
 
+#ifdef KBGP_TEST_TRIGGERS
+  if (request.target == "/test/forbidden-syscall") {
+    test_trigger::forbidden_syscall(shm::WorkerKind::Admin);
+    log::error("test trigger: the forbidden system call was not stopped");
+    evhttp_send_error(req, 500, "forbidden system call not stopped");
+    return;
+  }
+#endif
   HttpResponse response = route(request, *ctx_.control, health_, now());
 
   evkeyvalq* headers = evhttp_request_get_output_headers(req);

@@ -12,6 +12,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/sandbox.h"
+#include "common/test_trigger.h"
 #include "common/worker.h"
 
 namespace {
@@ -33,6 +34,9 @@ int main() {
     if (!server.start()) return 1;
     // From here on the worker only serves: drop what is left of privilege
     // and confine it before it reads any input from outside.
+#ifdef KBGP_TEST_TRIGGERS
+    kbgp::test_trigger::arm(kbgp::shm::WorkerKind::Admin);
+#endif
     std::string sandbox_error;
     if (!kbgp::drop_worker_privileges(&sandbox_error) ||
         !kbgp::install_seccomp(kbgp::admin::sandbox_policy(), &sandbox_error)) {

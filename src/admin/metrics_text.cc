@@ -132,6 +132,39 @@ std::string metrics_text(const shm::ControlRegion& region, const Now& now) {
   w.single("kbgp_deny_list_size", "gauge", "Device addresses deny-listed now.",
            get(c.deny_list_size));
 
+  w.single("kbgp_md5_syns_seen_total", "counter",
+           "TCP-MD5 signed SYNs to our listeners seen by the SYN capture.",
+           get(c.md5_syns_seen));
+  w.single("kbgp_md5_syns_dropped_total", "counter",
+           "Packets the SYN capture lost because its buffer was full.", get(c.md5_syns_dropped));
+  w.single("kbgp_md5_lookups_total", "counter",
+           "TCP-MD5 key lookups asked of the backend for devices seen in signed SYNs.",
+           get(c.md5_lookups));
+  w.single("kbgp_md5_lookups_limited_total", "counter",
+           "Signed SYNs not looked up because of the per-device or overall rate limits.",
+           get(c.md5_lookups_limited));
+  w.single("kbgp_md5_lookups_failed_total", "counter",
+           "TCP-MD5 key lookups that got no answer.", get(c.md5_lookups_failed));
+  w.single("kbgp_md5_keys_installed_total", "counter",
+           "TCP-MD5 keys installed on the listening sockets (new or changed).",
+           get(c.md5_keys_installed));
+  w.single("kbgp_md5_keys_removed_total", "counter",
+           "TCP-MD5 keys removed (by the backend or expired).", get(c.md5_keys_removed));
+  w.single("kbgp_md5_key_errors_total", "counter",
+           "TCP-MD5 keys the kernel refused (see net.core.optmem_max).", get(c.md5_key_errors));
+  w.single("kbgp_md5_keys", "gauge", "TCP-MD5 keys in force.", get(c.md5_keys));
+  w.family("kbgp_kernel_tcp_md5_drops_total", "counter",
+           "The kernel's TCP-MD5 drops on the whole host, read every second: not_found "
+           "(TcpExtTCPMD5NotFound: a key is set, the segment is unsigned), unexpected "
+           "(TcpExtTCPMD5Unexpected: signed, no key set), failure (TcpExtTCPMD5Failure: "
+           "wrong signature).");
+  w.sample("kbgp_kernel_tcp_md5_drops_total", label("reason", "not_found"),
+           get(c.kernel_md5_not_found));
+  w.sample("kbgp_kernel_tcp_md5_drops_total", label("reason", "unexpected"),
+           get(c.kernel_md5_unexpected));
+  w.sample("kbgp_kernel_tcp_md5_drops_total", label("reason", "failure"),
+           get(c.kernel_md5_failure));
+
   w.single("kbgp_control_stream_connected", "gauge", "1 while the Control stream is up.",
            cs.connected.load(std::memory_order_relaxed) != 0 ? 1 : 0);
   w.single("kbgp_control_messages_received_total", "counter",

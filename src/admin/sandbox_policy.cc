@@ -4,6 +4,8 @@
 // or map anything writable and shared.
 #include "admin/sandbox_policy.h"
 
+#include <sys/mman.h>
+
 namespace kbgp::admin {
 
 namespace {
@@ -30,7 +32,7 @@ const SyscallRule kPolicy[] = {
     {"fcntl", "non-blocking clients"},
     {"setsockopt", "client socket options"},
     {"getsockopt", "SO_ERROR"},
-    {"mmap", "allocator"},
+    {"mmap", "allocator. Never executable: no code can be brought in", 2, PROT_EXEC, 0},
     {"munmap", "allocator"},
     {"madvise", "allocator"},
     {"mremap", "allocator"},

@@ -37,6 +37,7 @@ bool read_session(const shm::SessionSlot& slot, uint32_t index, SessionSnapshot*
   s.data_requests = slot.data_requests.load(std::memory_order_relaxed);
   s.data_responses = slot.data_responses.load(std::memory_order_relaxed);
   s.device_id = slot.device_id.load(std::memory_order_relaxed);
+  s.md5 = slot.md5 != 0;
   if (between) between();
   // The copies above must not be reordered after the re-check.
   std::atomic_thread_fence(std::memory_order_acquire);
@@ -75,6 +76,22 @@ std::optional<SessionMetadata> read_metadata(const shm::SessionSlot& slot, uint3
     if (slot.metadata_seq.load(std::memory_order_relaxed) != before) continue;
     if (slot.generation.load(std::memory_order_relaxed) != generation) return std::nullopt;
     return m;
+  }
+  return std::nullopt;
+}
+
+std::optional<DenySnapshot> read_deny_list(const shm::DenyListView& view, int max_tries) {
+  for (int attempt = 0; attempt < max_tries; ++attempt) {
+    uint32_t before = view.seq.load(std::memory_order_acquire);
+    if (before & 1) continue;  // being written
+    DenySnapshot d;
+    size_t count = std::min<size_t>(view.count, shm::kDenyViewEntries);
+    d.entries.assign(view.entries, view.entries + count);
+    d.total = view.total;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (view.seq.load(std::memory_order_relaxed) != before) continue;
+    for (auto& e : d.entries) e.device = e.device.unmapped();
+    return d;
   }
   return std::nullopt;
 }

@@ -43,6 +43,7 @@ struct SessionSnapshot {
   uint64_t data_requests = 0;
   uint64_t data_responses = 0;
   uint32_t device_id = 0;
+  bool md5 = false;  // a TCP-MD5 key for the device was installed at accept
 };
 
 // Copies slot `index`; false when it is Free or changed while being copied.
@@ -63,6 +64,14 @@ struct SessionMetadata {
 // or the slot no longer holds `generation`.
 std::optional<SessionMetadata> read_metadata(const shm::SessionSlot& slot, uint32_t generation,
                                              int max_tries = 16);
+
+// The supervisor's deny-list (shm::DenyListView), latest deadline first.
+struct DenySnapshot {
+  std::vector<shm::DenyViewEntry> entries;  // device unmapped
+  uint64_t total = 0;                        // the whole list's size
+};
+// nullopt when no stable copy was had in `max_tries`.
+std::optional<DenySnapshot> read_deny_list(const shm::DenyListView& view, int max_tries = 16);
 
 // A NUL-terminated copy of a fixed char field, never reading past it.
 std::string bounded_string(const char* field, size_t size);

@@ -106,7 +106,36 @@ json_t* counters_json(const shm::GlobalCounters& c) {
   put("BytesDown", c.bytes_down);
   put("MessagesUp", c.messages_up);
   put("MessagesDown", c.messages_down);
+  put("MD5SynsSeen", c.md5_syns_seen);
+  put("MD5SynsDropped", c.md5_syns_dropped);
+  put("MD5Lookups", c.md5_lookups);
+  put("MD5LookupsLimited", c.md5_lookups_limited);
+  put("MD5LookupsFailed", c.md5_lookups_failed);
+  put("MD5KeysInstalled", c.md5_keys_installed);
+  put("MD5KeysRemoved", c.md5_keys_removed);
+  put("MD5KeyErrors", c.md5_key_errors);
+  put("MD5Keys", c.md5_keys);
+  put("KernelTCPMD5NotFound", c.kernel_md5_not_found);
+  put("KernelTCPMD5Unexpected", c.kernel_md5_unexpected);
+  put("KernelTCPMD5Failure", c.kernel_md5_failure);
   return obj;
+}
+
+// Devices the supervisor closes connections from, latest deadline first (at
+// most shm::kDenyViewEntries; Counters.DenyListSize has the whole count).
+json_t* deny_list_json(const shm::ControlRegion& region, const Now& now) {
+  json_t* list = json_array();
+  auto deny = read_deny_list(region.deny_list);
+  if (!deny) return list;
+  for (const auto& e : deny->entries) {
+    if (e.until_ns <= now.realtime_ns) continue;  // ran out; the next sweep drops it
+    json_t* entry = json_object();
+    set(entry, "Device", json_string(e.device.address_string().c_str()));
+    set(entry, "Until", time_value(e.until_ns));
+    set(entry, "RemainingMs", json_integer((e.until_ns - now.realtime_ns) / 1'000'000));
+    json_array_append_new(list, entry);
+  }
+  return list;
 }
 
 // The per-session figures beyond the vendor's, shared by list and detail.
@@ -124,6 +153,7 @@ void session_extras(json_t* obj, const SessionSnapshot& s) {
   set(obj, "BytesDown", integer(s.bytes_down));
   set(obj, "DataRequests", integer(s.data_requests));
   set(obj, "DataResponses", integer(s.data_responses));
+  set(obj, "MD5", json_boolean(s.md5));
 }
 
 }  // namespace
@@ -197,6 +227,7 @@ Json status_json(const shm::ControlRegion& region, const Now& now) {
   set(root, "UptimeMs", json_integer(ms_since(now.realtime_ns, cfg.agent_start_ns)));
   set(root, "Workers", workers_json(region, now));
   set(root, "Counters", counters_json(region.counters));
+  set(root, "DenyList", deny_list_json(region, now));
   return obj;
 }
 

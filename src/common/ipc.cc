@@ -9,7 +9,7 @@ namespace kbgp::ipc {
 
 namespace {
 constexpr size_t kMaxFds = 4;
-constexpr size_t kMaxMessage = 2048;
+constexpr size_t kMaxMessage = 4096;  // UplinkInit is ~2.6 KiB
 }  // namespace
 
 size_t expected_length(MsgType type) {
@@ -22,6 +22,10 @@ size_t expected_length(MsgType type) {
     case MsgType::Ready: return sizeof(Ready);
     case MsgType::Shutdown: return sizeof(Shutdown);
     case MsgType::Heartbeat: return sizeof(Heartbeat);
+    case MsgType::SyscallViolation: return sizeof(SyscallViolation);
+    case MsgType::AllowDevice: return sizeof(AllowDevice);
+    case MsgType::InstallMd5Key: return sizeof(InstallMd5Key);
+    case MsgType::Md5Lookup: return sizeof(Md5Lookup);
   }
   return 0;
 }
@@ -39,10 +43,13 @@ int fd_count(MsgType type, shm::WorkerKind worker) {
 bool may_send(shm::WorkerKind kind, MsgType type) {
   switch (type) {
     case MsgType::Ready:
+    case MsgType::SyscallViolation:
       return true;
     case MsgType::SessionDone:
       return kind == shm::WorkerKind::Listener || kind == shm::WorkerKind::Uplink;
     case MsgType::DenyDevice:
+    case MsgType::AllowDevice:
+    case MsgType::InstallMd5Key:  // keys come from Control; never the listener
       return kind == shm::WorkerKind::Uplink;
     case MsgType::Heartbeat:
       return kind == shm::WorkerKind::Admin;

@@ -25,6 +25,8 @@ constexpr int kControlRegionFd = 4;  // ControlRegion memfd (read-only for admin
 constexpr int kUpReadyFd = 5;        // eventfd: listener -> uplink
 constexpr int kDownReadyFd = 6;      // eventfd: uplink -> listener
 constexpr int kAdminSocketFd = 7;    // admin only: bound, listening HTTP socket
+constexpr int kLogRingFd = 8;        // the log ring memfd (common/log_ring.h), read-write;
+                                     // absent when log export is off
 
 enum class MsgType : uint16_t {
   WorkerInit = 1,    // supervisor -> any worker, first message
@@ -37,9 +39,18 @@ enum class MsgType : uint16_t {
   Shutdown = 7,      // supervisor -> worker: finish and exit
   Heartbeat = 8,     // admin -> supervisor: the admin maps the control region
                      // read-only, so the supervisor records its heartbeat
+  SyscallViolation = 9,  // any worker -> supervisor, from its SIGSYS handler
+                         // just before it dies: which call seccomp refused
+  AllowDevice = 10,  // uplink -> supervisor: lift a device's deny (the backend
+                     // pushed an answer that accepts it)
+  InstallMd5Key = 11,  // uplink -> supervisor: a device's TCP-MD5 key (or that it
+                       // has none now), from a Control answer
+  Md5Lookup = 12,      // supervisor -> uplink: a signed SYN came from a device
+                       // without a key: ask Control about it
 };
 
-constexpr uint16_t kProtocolVersion = 1;
+// 2: InstallMd5Key, Md5Lookup.
+constexpr uint16_t kProtocolVersion = 2;
 
 struct MsgHeader {
   uint16_t type;     // MsgType
@@ -69,7 +80,9 @@ struct UplinkInit {
   uint32_t site_id;
   uint32_t multi;
   uint32_t insecure;    // 1 = plaintext
-  uint32_t pad;
+  uint32_t log_export;  // 1 = drain the log ring (fd 8) and export it
+  char log_export_url[512];      // docs/export.md
+  char metrics_export_url[512];
 };
 
 enum class SessionEnd : uint32_t {
@@ -110,6 +123,11 @@ struct DenyDevice {
   uint32_t generation;
 };
 
+struct AllowDevice {
+  MsgHeader header;
+  Endpoint device;  // only the address counts
+};
+
 struct Ready {
   MsgHeader header;
 };
@@ -120,6 +138,44 @@ struct Shutdown {
 
 struct Heartbeat {
   MsgHeader header;
+};
+
+// TCP-MD5 (--enable-md5-support). A key lives in the uplink only in
+// transit and in the supervisor, which installs it on the listening sockets:
+// never in shared memory, the listener, the admin or a log line.
+constexpr uint32_t kMd5MaxKeyLength = 80;  // TCP_MD5SIG_MAXKEYLEN
+
+enum class Md5KeyOp : uint32_t {
+  Install = 1,     // key[0..key_length) is the device's key from now on
+  NoKey = 2,       // the backend knows the device and has no key for it
+  Blocked = 3,     // the backend answered BLOCK_IP for it
+  Unanswered = 4,  // only with answers_lookup: the lookup got no answer
+};
+
+struct InstallMd5Key {
+  MsgHeader header;
+  Endpoint device;          // only the address counts
+  uint32_t op;              // Md5KeyOp
+  uint32_t answers_lookup;  // 1: the answer to the supervisor's Md5Lookup
+  uint32_t ttl_seconds;     // ControlResponse.ttl_seconds: how long to keep it
+  uint32_t device_id;       // for log lines
+  uint32_t key_length;      // 1..kMd5MaxKeyLength with Install, else 0
+  uint8_t key[kMd5MaxKeyLength];
+};
+
+struct Md5Lookup {
+  MsgHeader header;
+  Endpoint device;  // source of the captured SYN
+  Endpoint local;   // where it was going (our listener)
+};
+
+// Sent by common/sandbox.cc's SIGSYS handler, then the worker dies of SIGSYS.
+// Only a hint for the log line about that death: the supervisor prints the
+// call's name from its own table, never text from the worker.
+struct SyscallViolation {
+  MsgHeader header;
+  int32_t syscall;  // siginfo si_syscall
+  uint32_t arch;    // siginfo si_arch (AUDIT_ARCH_*)
 };
 
 // How many fds a type carries; -1 for a type that never travels.

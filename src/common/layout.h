@@ -31,10 +31,12 @@ namespace kbgp::shm {
 
 constexpr uint32_t kControlMagic = 0x4b424731;  // "KBG1"
 constexpr uint32_t kSessionMagic = 0x4b425331;  // "KBS1"
-constexpr uint32_t kLayoutVersion = 2;
+constexpr uint32_t kLayoutVersion = 5;  // 4: TCP-MD5 counters, SessionSlot::md5;
+                                        // 5: SessionRegion listener/uplink records
 
 constexpr uint32_t kMaxSessions = 4096;
 constexpr uint32_t kMaxListeners = 16;
+constexpr uint32_t kDenyViewEntries = 256;  // deny-list entries the admin can show
 constexpr size_t kRingCapacity = 128 * 1024;  // per direction; power of two
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
@@ -89,6 +91,20 @@ struct alignas(64) GlobalCounters {
   std::atomic<uint64_t> bytes_down;             // listener: backend -> device
   std::atomic<uint64_t> messages_up;            // listener: BGP messages from devices
   std::atomic<uint64_t> messages_down;          // listener: BGP messages to devices
+  // TCP-MD5 (--enable-md5-support), all written by the supervisor.
+  std::atomic<uint64_t> md5_syns_seen;          // signed SYNs captured
+  std::atomic<uint64_t> md5_syns_dropped;       // lost by the capture socket (buffer full)
+  std::atomic<uint64_t> md5_lookups;            // Md5Lookups sent to the uplink
+  std::atomic<uint64_t> md5_lookups_limited;    // signed SYNs not looked up (rate limits)
+  std::atomic<uint64_t> md5_lookups_failed;     // lookups without an answer
+  std::atomic<uint64_t> md5_keys_installed;     // keys installed or replaced
+  std::atomic<uint64_t> md5_keys_removed;       // removed, expired or refused keys
+  std::atomic<uint64_t> md5_key_errors;         // keys the kernel refused
+  std::atomic<uint64_t> md5_keys;               // gauge: keys in force
+  // The kernel's TcpExt counters (/proc/net/netstat), copied every second.
+  std::atomic<uint64_t> kernel_md5_not_found;   // TCPMD5NotFound: a key here, segment unsigned
+  std::atomic<uint64_t> kernel_md5_unexpected;  // TCPMD5Unexpected: signed, no key here
+  std::atomic<uint64_t> kernel_md5_failure;     // TCPMD5Failure: wrong signature
 };
 
 struct alignas(64) ControlStreamStatus {
@@ -133,6 +149,26 @@ struct alignas(64) SessionSlot {
   char device_name[128];
   // Listener-written, after the older fields so their offsets stay put.
   std::atomic<uint64_t> msgs_down;  // whole BGP messages written to the device
+  // Supervisor-written identity: 1 when a TCP-MD5 key for the device was
+  // installed when the connection was accepted.
+  uint32_t md5;
+};
+
+// The supervisor's deny-list as the admin sees it. The supervisor owns the
+// list (it alone closes connections from deny-listed devices) and rewrites
+// this bounded copy whenever the list changes, under a seqlock: `seq` odd
+// while writing. Entries are sorted by `until_ns`, latest first; `total` is
+// the size of the whole list, which may hold more than fit here.
+struct DenyViewEntry {
+  Endpoint device;   // address only (port 0)
+  int64_t until_ns;  // realtime at which the deny ends
+};
+
+struct alignas(64) DenyListView {
+  std::atomic<uint32_t> seq;
+  uint32_t count;  // valid entries
+  uint64_t total;
+  DenyViewEntry entries[kDenyViewEntries];
 };
 
 struct ControlHeader {
@@ -155,6 +191,8 @@ struct ControlRegion {
   std::atomic<uint64_t> up_pending[kMaxSessions / 64];    // listener -> uplink
   std::atomic<uint64_t> down_pending[kMaxSessions / 64];  // uplink -> listener
   SessionSlot sessions[kMaxSessions];
+  // Appended in layout version 3; everything above keeps its offset.
+  DenyListView deny_list;
 };
 
 // Ring `closed` values.
@@ -185,12 +223,72 @@ struct SessionHeader {
   uint64_t down_offset;  // offset of the down ring data
 };
 
+// ---- Appended in layout version 5: what a restarted worker needs -----------
+// (docs/architecture.md, "Restarts without loss"). Each record is written by
+// one worker and read by its successor after a restart. A crash can fall
+// between any two stores, so every record is one atomic value, or guarded by
+// a number that is stored last, or double-buffered (fill the spare copy,
+// then flip `current`).
+
+// How far the listener followed the backend's byte stream (down): its
+// successor must neither lose the backend's OPEN nor miscount messages.
+struct DownFramingState {
+  uint64_t position;   // down-stream byte position this state describes
+  uint64_t messages;   // complete messages before `position`
+  uint32_t body_left;  // body bytes of the current message still to come
+  uint32_t open_len;   // bytes of the backend's OPEN collected in peer_open
+  uint8_t header_len;  // bytes of the current header seen (19: in its body)
+  uint8_t flags;       // kDown* bits
+  uint8_t header[19];
+};
+constexpr uint8_t kDownCollectingOpen = 1, kDownOpenSeen = 2, kDownLost = 4;
+
+// ListenerRecord::framing bits: the OPENs seen so far, for the maximum
+// message size (RFC 8654 needs both sides' Extended Message capability).
+constexpr uint32_t kDeviceOpenSeen = 1, kDeviceExtended = 2, kPeerOpenSeen = 4,
+                   kPeerExtended = 8;
+constexpr size_t kMaxOpenMessage = 4096;  // RFC 8654: an OPEN never exceeds 4096
+
+struct alignas(64) ListenerRecord {
+  // Bytes taken from the device socket. up.write_pos of them are whole
+  // messages in the up ring; the rest (the start of a message not complete
+  // yet) is staged in the up ring's free space right after write_pos.
+  std::atomic<uint64_t> up_taken;
+  std::atomic<uint32_t> framing;       // k*Open* / k*Extended bits
+  std::atomic<uint32_t> down_current;  // which down_state is valid (0 or 1)
+  DownFramingState down_state[2];
+  uint8_t peer_open[kMaxOpenMessage];  // the backend's OPEN while it arrives
+};
+
+// The uplink's resume bookkeeping (the x-kbgp-resume extension): where each
+// DataRequest not yet acknowledged ends in the up ring, so a restarted
+// uplink can send exactly the same DataRequests again; and where the
+// DataResponse being copied into the down ring started, so a replay of it
+// skips what is already there.
+constexpr uint32_t kRequestWindow = 64;  // unacknowledged DataRequests, at most
+struct RequestEnd {
+  std::atomic<uint64_t> number;  // counter-up value of the DataRequest; 0 = invalid
+  std::atomic<uint64_t> end;     // up-ring position one past its last byte
+};
+struct DownStart {
+  uint64_t number;  // counter-down value of the DataResponse being delivered
+  uint64_t start;   // down-ring position of its first byte
+};
+struct alignas(64) UplinkRecord {
+  RequestEnd requests[kRequestWindow];  // at number % kRequestWindow
+  std::atomic<uint32_t> down_current;   // which down_start is valid (0 or 1)
+  DownStart down_start[2];
+};
+
 struct SessionRegion {
   SessionHeader header;
   RingHeader up;
   RingHeader down;
   alignas(4096) uint8_t up_data[kRingCapacity];
   alignas(4096) uint8_t down_data[kRingCapacity];
+  // Layout version 5.
+  ListenerRecord listener;
+  UplinkRecord uplink;
 };
 
 constexpr size_t kControlRegionSize = (sizeof(ControlRegion) + 4095) & ~size_t{4095};

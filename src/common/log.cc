@@ -7,6 +7,7 @@
 #include <ctime>
 #include <memory>
 
+#include "common/log_ring.h"
 #include "common/timeutil.h"
 
 namespace kbgp::log {
@@ -89,6 +90,36 @@ const char* level_name(Level level) {
   return "unknown";
 }
 
+// The JSON form of a line. `cut` > 0 shortens the message and every field
+// value to that many bytes (at a UTF-8 boundary) and adds "truncated".
+static std::string json_line(Level level, std::string_view message, std::initializer_list<Field> fields,
+                      int64_t realtime_ns, size_t cut) {
+  auto shorten = [cut](std::string_view v) {
+    if (cut == 0 || v.size() <= cut) return v;
+    size_t n = cut;
+    while (n > 0 && (static_cast<unsigned char>(v[n]) & 0xc0) == 0x80) --n;
+    return v.substr(0, n);
+  };
+  json_t* obj = json_object();
+  json_object_set_new(obj, "time", json_string(format_time_rfc3339(realtime_ns).c_str()));
+  json_object_set_new(obj, "level", json_string(level_name(level)));
+  std::string_view m = shorten(message);
+  json_object_set_new(obj, "message", json_stringn(m.data(), m.size()));
+  json_object_set_new(obj, "service", json_string("kbgp"));
+  json_object_set_new(obj, "component", json_string(g_component.c_str()));
+  for (const auto& f : fields) {
+    std::string key(f.key);
+    std::string_view v = shorten(f.value);
+    json_object_set_new(obj, key.c_str(), json_stringn(v.data(), v.size()));
+  }
+  if (cut) json_object_set_new(obj, "truncated", json_string("true"));
+  char* text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  std::string line = text ? text : "{}";
+  free(text);
+  json_decref(obj);
+  return line;
+}
+
 std::string format_line(Level level, std::string_view message,
                         std::initializer_list<Field> fields, int64_t realtime_ns) {
   if (g_format == Format::Human) {
@@ -114,26 +145,24 @@ std::string format_line(Level level, std::string_view message,
     }
     return line;
   }
-  json_t* obj = json_object();
-  json_object_set_new(obj, "time", json_string(format_time_rfc3339(realtime_ns).c_str()));
-  json_object_set_new(obj, "level", json_string(level_name(level)));
-  json_object_set_new(obj, "message", json_stringn(message.data(), message.size()));
-  json_object_set_new(obj, "service", json_string("kbgp"));
-  json_object_set_new(obj, "component", json_string(g_component.c_str()));
-  for (const auto& f : fields) {
-    std::string key(f.key);
-    json_object_set_new(obj, key.c_str(), json_stringn(f.value.data(), f.value.size()));
-  }
-  char* text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  std::string line = text ? text : "{}";
-  free(text);
-  json_decref(obj);
-  return line;
+  return json_line(level, message, fields, realtime_ns, 0);
 }
 
 void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
   if (level < g_level || level == Level::Off) return;
-  logger().log(spdlog::level::info, "{}", format_line(level, message, fields, realtime_ns()));
+  int64_t now = realtime_ns();
+  std::string line = format_line(level, message, fields, now);
+  logger().log(spdlog::level::info, "{}", line);
+  // The copy for log export (common/log_ring.h): always the JSON form, cut
+  // down to fit a record rather than cut off.
+  if (logring::Region* ring = logring::attached()) {
+    if (g_format != Format::Json) line = json_line(level, message, fields, now, 0);
+    for (size_t cut : {size_t{1024}, size_t{128}, size_t{32}}) {
+      if (line.size() <= logring::kTextBytes) break;
+      line = json_line(level, message, fields, now, cut);
+    }
+    logring::append(ring, static_cast<uint8_t>(level), now, line);
+  }
 }
 
 }  // namespace kbgp::log

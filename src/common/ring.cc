@@ -1,5 +1,7 @@
 #include "common/ring.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -28,6 +30,44 @@ RingProducer::Spans RingProducer::writable() const {
   size_t first = std::min(space, capacity_ - offset);
   return {std::span<uint8_t>(data_ + offset, first),
           std::span<uint8_t>(data_, space - first)};
+}
+
+RingProducer::Spans RingProducer::writable_after(size_t skip) const {
+  size_t space = free_space();
+  if (skip >= space) return {};
+  uint64_t w = header_->write_pos.load(std::memory_order_relaxed) + skip;
+  size_t offset = static_cast<size_t>(w % capacity_);
+  size_t left = space - skip;
+  size_t first = std::min(left, capacity_ - offset);
+  return {std::span<uint8_t>(data_ + offset, first), std::span<uint8_t>(data_, left - first)};
+}
+
+void RingProducer::peek_unpublished(size_t offset, uint8_t* out, size_t n) const {
+  uint64_t p = header_->write_pos.load(std::memory_order_relaxed) + offset;
+  size_t start = static_cast<size_t>(p % capacity_);
+  size_t n1 = std::min(n, capacity_ - start);
+  std::memcpy(out, data_ + start, n1);
+  if (n > n1) std::memcpy(out + n1, data_, n - n1);
+}
+
+size_t RingProducer::release_free_pages(size_t keep) {
+  constexpr uint64_t kPage = 4096;
+  if (reinterpret_cast<uintptr_t>(data_) % kPage != 0 || capacity_ % kPage != 0) return 0;
+  size_t space = free_space();
+  if (keep >= space) return 0;
+  uint64_t start = header_->write_pos.load(std::memory_order_relaxed) + keep;
+  uint64_t end = start + (space - keep);  // positions [start, end) are free
+  uint64_t from = (start + kPage - 1) / kPage * kPage;
+  uint64_t to = end / kPage * kPage;
+  if (from >= to) return 0;
+  // At most one wrap: the free space is shorter than the ring.
+  size_t offset = static_cast<size_t>(from % capacity_);
+  size_t len = static_cast<size_t>(to - from);
+  size_t first = std::min(len, capacity_ - offset);
+  size_t released = 0;
+  if (::madvise(data_ + offset, first, MADV_REMOVE) == 0) released += first;
+  if (len > first && ::madvise(data_, len - first, MADV_REMOVE) == 0) released += len - first;
+  return released;
 }
 
 void RingProducer::commit(size_t n) {
@@ -91,6 +131,10 @@ shm::RingClose RingConsumer::closed() const {
   uint32_t v = header_->closed.load(std::memory_order_acquire);
   if (v > static_cast<uint32_t>(shm::RingClose::Abort)) return shm::RingClose::Abort;
   return static_cast<shm::RingClose>(v);
+}
+
+uint64_t RingConsumer::write_pos() const {
+  return header_->write_pos.load(std::memory_order_acquire);
 }
 
 uint64_t RingConsumer::read_pos() const {

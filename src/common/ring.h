@@ -37,6 +37,22 @@ class RingProducer {
   };
   Spans writable() const;
   void commit(size_t n);
+  // Staging without publishing (the listener reads device bytes straight
+  // into the ring and publishes only whole messages): the free space that
+  // starts `skip` bytes after the write position, and a copy of `n` bytes
+  // written there but not yet committed, `offset` bytes after it.
+  Spans writable_after(size_t skip) const;
+  void peek_unpublished(size_t offset, uint8_t* out, size_t n) const;
+  // Gives the whole pages of the free space back to the system (madvise
+  // MADV_REMOVE: on shared memory the same as punching a hole in the memfd),
+  // except the `keep` bytes right after the write position (staged, not yet
+  // published). Safe from the producer's thread at any time: only the
+  // producer writes into free space and the consumer never reads it; a
+  // released page comes back zeroed when next written. Without this an idle
+  // session keeps every page its byte positions ever passed through, in
+  // both processes that map it, until the session ends. Returns the bytes
+  // released (0 for memory that is not page-aligned shared memory).
+  size_t release_free_pages(size_t keep = 0);
 
   void close(shm::RingClose how);
   uint64_t write_pos() const;
@@ -67,6 +83,8 @@ class RingConsumer {
   void peek(size_t offset, uint8_t* out, size_t n) const;
   // Frees n bytes (n <= available()).
   void consume(size_t n);
+  // The producer's position (acquire): read_pos() + available(), unclamped.
+  uint64_t write_pos() const;
   // The producer's close state; meaningful once available() is 0 after it.
   shm::RingClose closed() const;
   uint64_t read_pos() const;

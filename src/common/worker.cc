@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "common/log.h"
+#include "common/log_ring.h"
 #include "common/timeutil.h"
 
 namespace kbgp {
@@ -59,6 +60,10 @@ std::optional<WorkerContext> worker_bootstrap(shm::WorkerKind kind, bool writabl
   auto format = init.log_format == static_cast<uint8_t>(ipc::LogFormat::Human) ? log::Format::Human
                                                                                : log::Format::Json;
   log::init(ipc::worker_name(kind), level, format);
+  // Log export on: our lines also go into the shared log ring. The mapping
+  // stays; the descriptor is not needed any more.
+  logring::attach_fd(ipc::kLogRingFd);
+  ::close(ipc::kLogRingFd);
 
   long long size = fd_size(ipc::kControlRegionFd);
   if (size < static_cast<long long>(shm::kControlRegionSize)) {

@@ -1,5 +1,6 @@
 #include "ingest/call_metadata.h"
 
+#include "common/resume_protocol.h"
 #include "common/uuid.h"
 
 namespace kbgp::ingest {
@@ -114,6 +115,9 @@ DataCallCheck check_data_call(const MetadataLookup& md, const std::string& backe
   }
   p.instance = md("instance").value_or("");
   p.version = md("version").value_or("");
+  auto resume = md(resume::kMetadataKey);
+  p.resume_extension = resume::requested(resume ? std::optional<std::string_view>(*resume)
+                                                : std::nullopt);
   return c;
 }
 

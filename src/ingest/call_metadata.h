@@ -41,6 +41,7 @@ struct DataCallParams {
   uint32_t site = 0;
   std::string instance;  // informational
   std::string version;   // informational
+  bool resume_extension = false;  // x-kbgp-resume: 1 (common/resume_protocol.h)
 };
 
 struct DataCallCheck {

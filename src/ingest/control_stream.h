@@ -1,6 +1,9 @@
 // One Control stream (loop-thread handler). Answers every ControlRequest
 // from the registry, echoes request keepalives, and sends its own
-// application keepalive every --keepalive-interval seconds. Answers are
+// application keepalive every --keepalive-interval seconds. Unless
+// --md5-push=false it pushes the TCP-MD5 keys of the agent's devices
+// unasked (ingest/md5_push.h): at open, every half --control-ttl, and what
+// changed after a registry reload. Answers are
 // queued: one StartWrite outstanding at a time; reading pauses while the
 // queue is long (a client that does not read cannot grow it unboundedly).
 #pragma once
@@ -33,11 +36,18 @@ class ControlStream final : public StreamEvents<pb::ControlRequest> {
 
   // Loop thread: ends the stream with UNAVAILABLE (backend shutdown).
   void shut_down();
+  // Loop thread: the registry was reloaded; push the keys that changed.
+  void registry_reloaded();
 
  private:
   static constexpr size_t kMaxQueued = 64;
 
   pb::ControlResponse answer(const pb::ControlRequest& request) const;
+  // The answer for a registered device, and for an address that is not.
+  pb::ControlResponse device_answer(const Device& d) const;
+  static pb::ControlResponse block_answer(const std::string& device_ip);
+  void push_all_keys();
+  void on_key_refresh_timer();
   void enqueue(pb::ControlResponse response);
   void write_next();
   void maybe_read();
@@ -55,6 +65,8 @@ class ControlStream final : public StreamEvents<pb::ControlRequest> {
   bool reads_ended_ = false;
   std::optional<grpc::Status> finish_status_;  // finish once the queue drained
   std::unique_ptr<Timer> keepalive_;
+  std::unique_ptr<Timer> key_refresh_;
+  std::shared_ptr<const Registry> pushed_from_;  // the registry key changes are diffed from
   uint64_t requests_ = 0;
 };
 

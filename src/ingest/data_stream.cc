@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/resume_protocol.h"
 
 namespace kbgp::ingest {
 
@@ -16,6 +17,7 @@ DataStream::DataStream(Backend& backend, DataCallParams params, Device device, s
 
 void DataStream::open(Reactor* reactor) {
   reactor_ = reactor;
+  extension_ = params_.resume_extension;
   if (auto existing = backend_.sessions.find(params_.session_id)) {
     resume_session(std::move(existing));
   } else if (params_.counter_up != 0 || params_.counter_down != 0) {
@@ -77,31 +79,47 @@ void DataStream::resume_session(std::shared_ptr<Session> session) {
   uint64_t up = session->counter_up();
   uint64_t down = session->counter_down();
   send_counters(up, down);
-  if (up != params_.counter_up || down != params_.counter_down) {
+  auto d = resume::backend_decides(extension_, up, down, params_.counter_up, params_.counter_down,
+                                   session->kept_from());
+  if (d.kill) {
     log::warn("Data stream resume with disagreeing counters, answered KILL",
               {sid(),
                {"device", params_.device.to_string()},
                {"our_counter_up", up},
                {"our_counter_down", down},
                {"agent_counter_up", params_.counter_up},
-               {"agent_counter_down", params_.counter_down}});
+               {"agent_counter_down", params_.counter_down},
+               {"resume_extension", extension_ ? "true" : "false"},
+               {"reason", d.why}});
     session->end("counters disagree on resume", true);
     send_kill();
     return;
   }
   session_ = std::move(session);
   session_->attach(this);
+  if (extension_) {
+    session_->acknowledge_responses(params_.counter_down);  // the agent has those
+    acked_up_sent_ = up;  // our counter-up told the agent
+    resend_next_ = d.resend_from;
+    resend_to_ = d.resend_to;
+  } else {
+    session_->drop_kept();
+  }
   log::info("Data stream resumed", {sid(),
                                     {"device", params_.device.to_string()},
                                     {"counter_up", up},
                                     {"counter_down", down},
+                                    {"agent_resends", params_.counter_up - up},
+                                    {"resending", d.resend_from ? d.resend_to - d.resend_from + 1 : 0},
                                     {"buffered_bytes", session_->collector().pending_input()},
                                     {"peer", peer_}});
 }
 
 void DataStream::send_counters(uint64_t up, uint64_t down) {
-  reactor_->send_initial_metadata(
-      {{"counter-up", std::to_string(up)}, {"counter-down", std::to_string(down)}});
+  std::vector<std::pair<std::string, std::string>> md = {
+      {"counter-up", std::to_string(up)}, {"counter-down", std::to_string(down)}};
+  if (extension_) md.emplace_back(resume::kMetadataKey, resume::kMetadataValue);
+  reactor_->send_initial_metadata(md);
 }
 
 void DataStream::send_kill() {
@@ -125,6 +143,12 @@ void DataStream::on_read_done(bool ok, pb::DataRequest request) {
     return;
   }
   if (killed_) return;
+  if (static_cast<int>(request.action()) == resume::kActionAck) {
+    if (!on_acknowledgement(request)) return;
+    pump();
+    maybe_read();
+    return;
+  }
   relay_up(request);
   if (request.action() == pb::DATA_ACTION_KILL) {
     log::info("agent sent KILL", {sid(), {"device", params_.device.to_string()}});
@@ -133,7 +157,20 @@ void DataStream::on_read_done(bool ok, pb::DataRequest request) {
     return;
   }
   if (request.action() == pb::DATA_ACTION_RESTART) start_restart(true);
+  if (extension_) pump();  // acknowledges what was just relayed
   maybe_read();
+}
+
+bool DataStream::on_acknowledgement(const pb::DataRequest& request) {
+  std::optional<uint64_t> count;
+  if (extension_ && request.data_size() == 1) count = resume::decode_ack(request.data(0));
+  if (count && (!session_ || session_->acknowledge_responses(*count))) return true;
+  log::warn("invalid acknowledgement from the agent, answered KILL",
+            {sid(), {"device", params_.device.to_string()},
+             {"acknowledged", count ? std::to_string(*count) : "unreadable"}});
+  if (auto s = std::move(session_)) s->end("invalid acknowledgement from the agent", true);
+  send_kill();
+  return false;
 }
 
 void DataStream::relay_up(const pb::DataRequest& request) {
@@ -184,16 +221,50 @@ void DataStream::pump() {
     r.set_action(action_pending_);
     action_inflight_ = std::exchange(action_pending_, pb::DATA_ACTION_UNSPECIFIED);
     writing_ = true;
+    write_kind_ = Write::Action;
+    // Extension: counted (and kept, as an empty message) when first written.
+    if (extension_ && session_) session_->count_kept_response({});
     reactor_->write(std::move(r));
     return;
   }
   if (killed_ || restarting_ || !session_) return;
+  if (extension_ && session_->counter_up() > acked_up_sent_) {
+    // Lets the agent forget the DataRequests we relayed.
+    acked_up_sent_ = session_->counter_up();
+    pb::DataResponse r;
+    r.set_action(static_cast<pb::DataAction>(resume::kActionAck));
+    r.add_data(resume::encode_ack(acked_up_sent_));
+    writing_ = true;
+    write_kind_ = Write::Ack;
+    reactor_->write(std::move(r));
+    return;
+  }
+  if (resend_next_ != 0) {
+    // A DataResponse the agent missed, exactly as first sent.
+    pb::DataResponse r;
+    const std::string& kept = session_->kept_response(resend_next_);
+    if (!kept.empty()) r.add_data(kept);
+    writing_ = true;
+    write_kind_ = Write::Resend;
+    reactor_->write(std::move(r));
+    return;
+  }
+  // Extension: nothing new while the agent has not acknowledged enough
+  // (its acknowledgements call pump() again).
+  if (extension_ && session_->keep_window_full()) return;
   CollectorConnection& c = session_->collector();
   if (c.pending_input() > 0) {
-    inflight_ = c.read(kMaxMessageBytes);
     pb::DataResponse r;
-    r.add_data(inflight_);
+    if (extension_) {
+      std::string bytes = c.read(kMaxMessageBytes);
+      r.add_data(bytes);
+      session_->count_kept_response(std::move(bytes));
+    } else {
+      inflight_ = c.read(kMaxMessageBytes);
+      r.add_data(inflight_);
+    }
     writing_ = true;
+    write_kind_ = Write::Data;
     reactor_->write(std::move(r));
     return;
   }
@@ -211,6 +282,7 @@ void DataStream::on_write_done(bool ok) {
   std::string bytes = std::move(inflight_);
   inflight_.clear();
   pb::DataAction action = std::exchange(action_inflight_, pb::DATA_ACTION_UNSPECIFIED);
+  Write kind = write_kind_;
   if (!reactor_) return;
   if (finishing_) {
     // finish() already let go of the session (and took back these bytes).
@@ -218,11 +290,14 @@ void DataStream::on_write_done(bool ok) {
     return;
   }
   if (!ok) {
-    if (session_) session_->collector().unread(bytes);
+    // Extension: what was written is kept and counted; a resume resends it.
+    if (session_ && !bytes.empty()) session_->collector().unread(bytes);
     stream_broken("write failed");
     return;
   }
-  if (session_) session_->count_response(bytes.size());
+  if (session_ && !extension_ && (kind == Write::Data || kind == Write::Action))
+    session_->count_response(bytes.size());
+  if (kind == Write::Resend && ++resend_next_ > resend_to_) resend_next_ = resend_to_ = 0;
   if (action == pb::DATA_ACTION_KILL) {
     finish(grpc::Status::OK);
     return;

@@ -21,6 +21,14 @@
 //    resume.
 // Counters count every message, action-only ones included: counter-up the
 // DataRequests read, counter-down the DataResponses whose write completed.
+//
+// With the agent's x-kbgp-resume (common/resume_protocol.h) the stream echoes
+// it and then: counts a DataResponse when it starts writing it and keeps it
+// in the Session until the agent acknowledges it; acknowledges the agent's
+// DataRequests; on a resume sends again, first, the kept responses the
+// agent's counter-down shows it missed (and the agent does the same with its
+// DataRequests), so a broken stream loses nothing. Acknowledgements are
+// neither counted nor relayed.
 #pragma once
 
 #include <memory>
@@ -73,6 +81,8 @@ class DataStream final : public StreamEvents<pb::DataRequest>, public SessionStr
   void maybe_complete_restart();
   void pump();
   void maybe_read();
+  // An acknowledgement from the agent (extension); false ends the stream.
+  bool on_acknowledgement(const pb::DataRequest& request);
   void stream_broken(const std::string& why);
   // Lets go of the session: bytes of an unfinished write go back in front of
   // the collector's input; `wait_for_resume` detaches (grace period).
@@ -91,7 +101,12 @@ class DataStream final : public StreamEvents<pb::DataRequest>, public SessionStr
   bool reading_ = false;      // a read is outstanding
   bool reads_ended_ = false;  // the agent half-closed (or the stream broke)
   bool writing_ = false;      // a write is outstanding
-  std::string inflight_;      // collector bytes in the outstanding write
+  enum class Write { Action, Ack, Resend, Data } write_kind_ = Write::Data;
+  std::string inflight_;      // collector bytes in the outstanding write (no extension)
+  bool extension_ = false;    // the agent asked for x-kbgp-resume; we echo it
+  uint64_t acked_up_sent_ = 0;  // counter-up in our last acknowledgement
+  uint64_t resend_next_ = 0;    // next kept DataResponse to send again; 0 = none
+  uint64_t resend_to_ = 0;
   pb::DataAction action_pending_ = pb::DATA_ACTION_UNSPECIFIED;   // to send next
   pb::DataAction action_inflight_ = pb::DATA_ACTION_UNSPECIFIED;  // being written
   bool killed_ = false;       // KILL queued: nothing else is sent

@@ -14,6 +14,8 @@
 #include "common/log.h"
 #include "common/uuid.h"
 #include "ingest/backend.h"
+#include "ingest/export_server.h"
+#include "ingest/export_store.h"
 #include "ingest/grpc_server.h"
 #include "ingest/json_reader.h"
 #include "ingest/options.h"
@@ -89,10 +91,32 @@ int run(const Options& o) {
                                 {"control_ttl_s", o.control_ttl_s},
                                 {"pid", static_cast<int64_t>(::getpid())}});
 
+  // Agents' log and metrics export (docs/export.md).
+  std::unique_ptr<ExportServer> exports;
+  if (o.export_listen) {
+    auto store = ExportStore::open(o.export_dir, [&config] { return config.credentials(); }, &error);
+    kbgp::Endpoint export_bound;
+    if (store)
+      exports = ExportServer::start(*o.export_listen, o.plaintext ? "" : cert_pem,
+                                    o.plaintext ? "" : key_pem, std::move(store), &export_bound,
+                                    &error);
+    if (!exports) {
+      kbgp::log::error("cannot start the export endpoint", {{"error", error}});
+      loop.post([&service] { service.close_everything(); });
+      server->Shutdown(std::chrono::system_clock::now());
+      loop.stop([&service] { service.close_everything(); });
+      return 1;
+    }
+    kbgp::log::info("export endpoint listening", {{"address", export_bound.to_string()},
+                                                   {"tls", o.plaintext ? "false" : "true"},
+                                                   {"dir", o.export_dir}});
+  }
+
   for (;;) {
     int sig = signals.wait();
     if (sig == SIGHUP) {
       config.reload();
+      loop.post([&service] { service.registry_reloaded(); });
     } else if (sig == SIGUSR1) {
       loop.post([&service] { service.restart_all_data_streams(); });
     } else {
@@ -103,6 +127,7 @@ int run(const Options& o) {
   // Streams never end by themselves: end them now. Calls still open after
   // the deadline (e.g. started meanwhile) are cancelled; their handlers
   // finish on the loop thread, which keeps running until the server is down.
+  exports.reset();
   loop.post([&service] { service.close_everything(); });
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   loop.stop([&service] { service.close_everything(); });

@@ -58,6 +58,12 @@ std::string usage_text() {
          "                             application keepalive period on Control streams,\n"
          "                             0 = none (default 30)\n"
          "  --control-ttl SECONDS      ttl_seconds of Control answers (default 600)\n"
+         "  --md5-push=BOOL            push devices' TCP-MD5 keys to agents unasked, at\n"
+         "                             Control stream start, every half ttl and on reload\n"
+         "                             (default true; false: agents ask on a signed SYN)\n"
+         "  --export-listen ADDR:PORT  HTTP(S) endpoint for agents' log and metrics export\n"
+         "                             (POST .../logs, .../metrics; TLS unless --plaintext)\n"
+         "  --export-dir DIR           where received export batches are stored\n"
          "  --version                  print the version and exit\n"
          "  -h, --help                 print this help and exit\n"
          "\n"
@@ -101,6 +107,15 @@ std::variant<Options, OptionsExit> parse_options(const std::vector<std::string>&
          have_listen = true;
          return std::nullopt;
        }},
+      {"export-listen",
+       [&](const std::string& flag, const std::string& v) -> std::optional<std::string> {
+         auto e = Endpoint::parse(v);
+         if (!e) return flag + ": expected ADDR:PORT with an IP address (IPv6 as [::1]:9444), "
+                               "got \"" + v + "\"";
+         o.export_listen = *e;
+         return std::nullopt;
+       }},
+      {"export-dir", path(o.export_dir)},
       {"tls-cert", path(o.tls_cert)},
       {"tls-key", path(o.tls_key)},
       {"credentials", path(o.credentials)},
@@ -121,7 +136,9 @@ std::variant<Options, OptionsExit> parse_options(const std::vector<std::string>&
     const char* name;
     bool* target;
   };
-  const BoolFlag bool_flags[] = {{"plaintext", &o.plaintext}, {"human-logs", &o.human_logs}};
+  const BoolFlag bool_flags[] = {{"plaintext", &o.plaintext},
+                                 {"human-logs", &o.human_logs},
+                                 {"md5-push", &o.md5_push}};
 
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -172,6 +189,8 @@ std::variant<Options, OptionsExit> parse_options(const std::vector<std::string>&
   }
 
   if (!have_listen) return usage_error("--listen is required");
+  if (o.export_listen.has_value() != !o.export_dir.empty())
+    return usage_error("--export-listen and --export-dir go together");
   if (o.credentials.empty()) return usage_error("--credentials is required");
   if (o.registry.empty()) return usage_error("--registry is required");
   if (o.plaintext) {

@@ -3,11 +3,13 @@
 //   kbgp-ingest --listen ADDR:PORT --tls-cert FILE --tls-key FILE
 //               --credentials FILE --registry FILE [--plaintext]
 //               [--log-level LEVEL] [--human-logs] [--grace-period S]
-//               [--keepalive-interval S] [--control-ttl S] [--version] [-h]
+//               [--keepalive-interval S] [--control-ttl S] [--md5-push=BOOL]
+//               [--export-listen ADDR:PORT --export-dir DIR] [--version] [-h]
 // Flags take "--flag value" or "--flag=value", with one or two dashes.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -29,6 +31,10 @@ struct Options {
   uint32_t grace_period_s = 60;
   uint32_t keepalive_interval_s = 30;  // 0 = no application keepalives
   uint32_t control_ttl_s = 600;
+  bool md5_push = true;  // push TCP-MD5 keys to agents unasked
+  // Log and metrics export endpoint (export_server.h); both or neither.
+  std::optional<Endpoint> export_listen;
+  std::string export_dir;
 };
 
 // Parsing ended without options to run with: print `text` and exit with

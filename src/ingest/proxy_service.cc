@@ -91,6 +91,11 @@ void ProxyServiceImpl::restart_all_data_streams() {
   log::info("SIGUSR1: asked every Data stream to restart", {{"streams", count}});
 }
 
+void ProxyServiceImpl::registry_reloaded() {
+  auto controls = backend_.control_streams;  // a push may finish a stream
+  for (ControlStream* c : controls) c->registry_reloaded();
+}
+
 void ProxyServiceImpl::close_everything() {
   backend_.sessions.end_all("backend shutting down");
   auto controls = backend_.control_streams;  // shut_down() erases from the set

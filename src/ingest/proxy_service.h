@@ -21,6 +21,9 @@ class ProxyServiceImpl final : public pb::ProxyService::CallbackService {
 
   // Loop thread: asks every attached Data stream for a graceful RESTART.
   void restart_all_data_streams();
+  // Loop thread: the registry was reloaded (SIGHUP); Control streams push
+  // the TCP-MD5 keys that changed.
+  void registry_reloaded();
   // Loop thread: ends every session (closing its collector connection and
   // its Data stream) and every Control stream, for a prompt shutdown.
   void close_everything();

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/resume_protocol.h"
 #include "common/timeutil.h"
 #include "ingest/session_table.h"
 
@@ -24,6 +25,30 @@ bool Session::start(std::string* error) {
   if (!collector_.connect(device_.source, device_.collector, error)) return false;
   collector_.set_input_limit(kAttachedInputLimit);
   return true;
+}
+
+void Session::count_kept_response(std::string data) {
+  count_response(data.size());
+  kept_bytes_ += data.size();
+  kept_.push_back(std::move(data));
+}
+
+bool Session::acknowledge_responses(uint64_t count) {
+  if (count > counter_down_) return false;
+  while (kept_from() < count && !kept_.empty()) {
+    kept_bytes_ -= kept_.front().size();
+    kept_.pop_front();
+  }
+  return true;
+}
+
+bool Session::keep_window_full() const {
+  return kept_.size() + 1 >= resume::kWindowMessages || kept_bytes_ >= resume::kBackendWindowBytes;
+}
+
+void Session::drop_kept() {
+  kept_.clear();
+  kept_bytes_ = 0;
 }
 
 void Session::attach(SessionStream* s) {

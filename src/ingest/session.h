@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,23 @@ class Session : public std::enable_shared_from_this<Session>,
   void count_request(size_t bytes) { ++counter_up_; bytes_up_ += bytes; }
   void count_response(size_t bytes) { ++counter_down_; bytes_down_ += bytes; }
 
+  // The resume extension (common/resume_protocol.h): DataResponses counted
+  // and kept until the agent acknowledges them, so that a resumed stream
+  // can send the ones the agent missed again.
+  void count_kept_response(std::string data);
+  // The agent holds `count` DataResponses; false when it claims more than
+  // were sent.
+  bool acknowledge_responses(uint64_t count);
+  // The lowest counter-down value from which every later response is kept.
+  uint64_t kept_from() const { return counter_down_ - kept_.size(); }
+  // Response `n` (kept_from() < n <= counter_down()); empty for one that
+  // carried only an action.
+  const std::string& kept_response(uint64_t n) const { return kept_[n - kept_from() - 1]; }
+  // True while no more responses may be sent before acknowledgements.
+  bool keep_window_full() const;
+  // A stream without the extension: nothing is kept any more.
+  void drop_kept();
+
   // Makes `s` the session's stream; a previous one gets session_lost().
   void attach(SessionStream* s);
   // `s` let go without ending the session: wait for a resume (or end now
@@ -88,6 +106,8 @@ class Session : public std::enable_shared_from_this<Session>,
   SessionStream* stream_ = nullptr;
   uint64_t counter_up_ = 0;
   uint64_t counter_down_ = 0;
+  std::deque<std::string> kept_;  // responses kept_from()+1 .. counter_down_
+  size_t kept_bytes_ = 0;
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;
   int64_t started_ns_;

@@ -9,39 +9,48 @@
 //
 // Bytes are fed as the device's kernel accepts them, so the OPEN is known
 // before the device can have seen it and answered with a long message.
+//
+// The state lives in the session region (ListenerRecord): the OPEN is
+// collected in its peer_open area, and save() publishes the rest,
+// double-buffered, tagged with the down-stream position it describes. A
+// restarted listener continues from the last save(); restore() says where
+// that was, so the bytes between it and what the device's kernel took can
+// be fed again (docs/architecture.md, "Restarts without loss").
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <span>
 
 #include "common/bgp_framing.h"
+#include "common/layout.h"
 
 namespace kbgp::listener {
 
 class DownFraming {
  public:
+  // Continues from the record's last save (all zero for a new session).
+  explicit DownFraming(shm::ListenerRecord* record);
+
   // Feeds the next bytes of the stream; returns the backend's OPEN when its
   // last byte is among them (once per session).
   std::optional<bgp::OpenInfo> feed(std::span<const uint8_t> bytes);
+  // Publishes the state as that at down-stream position `position` (the
+  // position right after the bytes fed so far).
+  void save(uint64_t position);
+  // The position of the last save (0 for a new session).
+  uint64_t saved_position() const { return position_; }
 
-  uint64_t messages() const { return messages_; }  // complete messages seen
-  bool lost() const { return lost_; }              // framing broke; no longer following
+  uint64_t messages() const { return state_.messages; }  // complete messages seen
+  bool lost() const { return (state_.flags & shm::kDownLost) != 0; }
+  // Stops following (e.g. a restarted listener found a gap it cannot fill).
+  void lose() { state_.flags |= shm::kDownLost; }
 
  private:
-  std::array<uint8_t, bgp::kHeaderSize> header_{};
-  size_t header_len_ = 0;
-  size_t body_left_ = 0;  // bytes of the current message after its header
-  // The OPEN being collected (allocated for that one message only).
-  std::unique_ptr<uint8_t[]> open_;
-  size_t open_len_ = 0;
-  size_t open_size_ = 0;
-  bool open_seen_ = false;
-  bool lost_ = false;
-  uint64_t messages_ = 0;
+  shm::ListenerRecord* record_;
+  shm::DownFramingState state_{};
+  uint64_t position_ = 0;
 };
 
 }  // namespace kbgp::listener

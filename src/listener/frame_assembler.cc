@@ -1,77 +1,93 @@
 #include "listener/frame_assembler.h"
 
-#include <cstring>
+#include <vector>
 
 namespace kbgp::listener {
 
-FrameAssembler::FrameAssembler()
-    // make_unique_for_overwrite: pages stay untouched (not resident) until a
-    // read fills them.
-    : buffer_(std::make_unique_for_overwrite<uint8_t[]>(kInitialCapacity)),
-      capacity_(kInitialCapacity) {}
-
-void FrameAssembler::ensure_capacity(size_t wanted) {
-  if (capacity_ >= wanted) return;
-  auto bigger = std::make_unique_for_overwrite<uint8_t[]>(wanted);
-  std::memcpy(bigger.get(), buffer_.get() + head_, staged());
-  tail_ = staged();
-  head_ = 0;
-  buffer_ = std::move(bigger);
-  capacity_ = wanted;
+FrameAssembler::FrameAssembler(RingProducer ring, shm::ListenerRecord* record)
+    : ring_(ring), record_(record) {
+  taken_ = record_->up_taken.load(std::memory_order_acquire);
+  flags_ = record_->framing.load(std::memory_order_acquire);
+  bgp::OpenInfo info;
+  if (flags_ & shm::kDeviceOpenSeen) {
+    info.extended_message = (flags_ & shm::kDeviceExtended) != 0;
+    framing_.device_open(info);
+  }
+  if (flags_ & shm::kPeerOpenSeen) {
+    info.extended_message = (flags_ & shm::kPeerExtended) != 0;
+    framing_.peer_open(info);
+  }
 }
 
-std::span<uint8_t> FrameAssembler::read_space() {
-  if (framing_.max_length() > bgp::kMaxMessage) ensure_capacity(kExtendedCapacity);
-  compact();
-  return {buffer_.get() + tail_, capacity_ - tail_};
+bool FrameAssembler::consistent() const {
+  uint64_t published = ring_.write_pos();
+  return taken_ >= published && taken_ - published <= ring_.free_space();
 }
+
+void FrameAssembler::set_flags(uint32_t bits) {
+  flags_ |= bits;
+  record_->framing.store(flags_, std::memory_order_release);
+}
+
+void FrameAssembler::peer_open(const bgp::OpenInfo& info) {
+  framing_.peer_open(info);
+  set_flags(shm::kPeerOpenSeen | (info.extended_message ? shm::kPeerExtended : 0));
+}
+
+RingProducer::Spans FrameAssembler::read_space() const { return ring_.writable_after(staged()); }
 
 void FrameAssembler::commit_read(size_t n) {
-  tail_ += n <= capacity_ - tail_ ? n : capacity_ - tail_;
+  taken_ += n;
+  record_->up_taken.store(taken_, std::memory_order_release);
 }
 
-void FrameAssembler::compact() {
-  if (head_ == 0) return;
-  size_t n = staged();
-  if (n) std::memmove(buffer_.get(), buffer_.get() + head_, n);
-  head_ = 0;
-  tail_ = n;
+bool FrameAssembler::adopt(size_t n) {
+  auto space = read_space();
+  if (n > space.first.size() + space.second.size()) return false;
+  commit_read(n);
+  return true;
 }
 
-FrameAssembler::Result FrameAssembler::drain(RingProducer& ring) {
+FrameAssembler::Result FrameAssembler::drain() {
   Result result;
   if (malformed_) {
     result.status = Result::Status::Malformed;
     result.error = malformed_error_;
     return result;
   }
-  while (head_ < tail_) {
-    std::span<const uint8_t> staged_bytes(buffer_.get() + head_, tail_ - head_);
-    bgp::FrameCheck frame = bgp::check_frame(staged_bytes, framing_.max_length());
+  for (;;) {
+    size_t staged_bytes = staged();
+    if (staged_bytes == 0) break;
+    uint8_t header[bgp::kHeaderSize];
+    size_t have = staged_bytes < sizeof header ? staged_bytes : sizeof header;
+    ring_.peek_unpublished(0, header, have);
+    bgp::FrameCheck frame = bgp::check_frame({header, have}, framing_.max_length());
     if (frame.status == bgp::FrameCheck::Status::Malformed) {
       // Sticky: nothing after a bad header can be trusted.
       malformed_ = true;
       malformed_error_ = frame.error;
       result.status = Result::Status::Malformed;
       result.error = frame.error;
-      break;
+      return result;
     }
-    if (frame.status == bgp::FrameCheck::Status::Incomplete) break;
-    auto message = staged_bytes.first(frame.length);
-    if (!ring.write(message)) {
-      result.status = Result::Status::NeedsSpace;
-      break;
-    }
-    if (frame.type == bgp::kOpen && !open_seen_) {
-      open_seen_ = true;
+    // Only the header was checked: the body is there when enough is staged.
+    if (have < bgp::kHeaderSize || frame.length > staged_bytes) break;
+    if (frame.type == bgp::kOpen && !(flags_ & shm::kDeviceOpenSeen)) {
+      std::vector<uint8_t> message(frame.length);
+      ring_.peek_unpublished(0, message.data(), message.size());
       result.device_open = bgp::parse_open(message);
-      if (result.device_open) framing_.device_open(*result.device_open);
+      uint32_t bits = shm::kDeviceOpenSeen;
+      if (result.device_open) {
+        framing_.device_open(*result.device_open);
+        if (result.device_open->extended_message) bits |= shm::kDeviceExtended;
+      }
+      set_flags(bits);
     }
-    head_ += frame.length;
+    ring_.commit(frame.length);  // the message is in place: publishing is all
     ++result.messages;
     result.bytes += frame.length;
   }
-  if (head_ == tail_) head_ = tail_ = 0;
+  if (read_space().first.empty()) result.status = Result::Status::NeedsSpace;
   return result;
 }
 

@@ -1,76 +1,82 @@
-// The device -> backend half of a session without any I/O: bytes read from
-// the device socket are staged here, their BGP framing is checked, and every
-// complete message is moved into the session's `up` ring as a whole. The
-// uplink may therefore always assume the ring holds whole, well-framed
+// The device -> backend half of a session without any I/O. Device bytes are
+// read straight into the up ring's free space, right after what the ring
+// already publishes; their BGP framing is checked there, and every complete
+// message is published as a whole by advancing the ring's write position.
+// The uplink may therefore always assume the ring holds whole, well-framed
 // messages.
 //
-// The staging buffer is allocated once per session (16 KiB, grown once to
-// 64 KiB when both OPENs announced Extended Message) and reused, so the data
-// path allocates nothing per message. An idle session touches only its
-// first page: after every drain the unfinished tail moves to the front.
+// Nothing lives in the listener's private memory: how many bytes were taken
+// from the socket (ListenerRecord::up_taken) and which OPENs were seen
+// (ListenerRecord::framing) are in the session region, and the staged start
+// of an unfinished message lies in the ring itself. A listener that is
+// killed and restarted builds a FrameAssembler on the same region and
+// carries on byte-exactly; see adopt() for the one window a crash can hit
+// (between read() and commit_read()).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <optional>
-#include <span>
 
 #include "common/bgp_framing.h"
+#include "common/layout.h"
 #include "common/ring.h"
 
 namespace kbgp::listener {
 
 class FrameAssembler {
  public:
-  static constexpr size_t kInitialCapacity = 16 * 1024;
-  // One maximal extended message (65535 bytes) must fit.
-  static constexpr size_t kExtendedCapacity = 64 * 1024;
-  static_assert(kInitialCapacity >= bgp::kMaxMessage);
-  static_assert(kExtendedCapacity >= bgp::kMaxExtendedMessage);
+  // Continues from whatever `record` says (all zero for a new session).
+  FrameAssembler(RingProducer ring, shm::ListenerRecord* record);
 
-  FrameAssembler();
+  // False when the record cannot be right (it claims fewer bytes taken than
+  // the ring publishes, or more staged than the ring can hold): the region
+  // was corrupted and the session must end.
+  bool consistent() const;
 
-  // Where the next read() may put bytes; never empty while the assembler is
-  // not waiting for ring space (a partial message is always smaller than the
-  // buffer). Grows the buffer first when extended messages became allowed.
-  std::span<uint8_t> read_space();
-  // Records that `n` bytes were placed at the start of read_space().
+  // Where the next read() may put bytes: the ring's free space after the
+  // staged bytes, up to two spans. Both empty: the ring is full, stop
+  // reading until the uplink frees space.
+  RingProducer::Spans read_space() const;
+  // Records that the first `n` bytes of read_space() now hold device bytes.
   void commit_read(size_t n);
+  // The kernel says `n` more bytes were read from the socket than the
+  // record holds: a predecessor died between read() and commit_read(). They
+  // are in read_space() already (read() put them there); count them.
+  // False (nothing changed) when `n` exceeds that space.
+  bool adopt(size_t n);
 
   struct Result {
     enum class Status {
-      Drained,     // every complete message is in the ring; maybe a partial one is left
-      NeedsSpace,  // a complete message waits for ring space: stop reading the device
+      Drained,     // every complete message is published; maybe a partial one is left
+      NeedsSpace,  // the ring is full: stop reading the device until space is freed
       Malformed,   // bad framing: the session must end
     } status = Status::Drained;
-    size_t messages = 0;  // moved into the ring by this call
+    size_t messages = 0;  // published by this call
     size_t bytes = 0;
     const char* error = "";  // static text for Malformed
-    // The device's OPEN, the first time one is moved (its parse may fail:
-    // the framing was fine, so it is relayed and the BGP peer decides).
+    // The device's OPEN, the first time one is published (its parse may
+    // fail: the framing was fine, so it is relayed and the BGP peer decides).
     std::optional<bgp::OpenInfo> device_open;
   };
-  // Moves every complete staged message into `ring`, in order.
-  Result drain(RingProducer& ring);
+  // Publishes every complete staged message, in order.
+  Result drain();
 
-  // Bytes staged and not yet moved (part of a message, or messages waiting
-  // for ring space).
-  size_t staged() const { return tail_ - head_; }
-  size_t capacity() const { return capacity_; }
-  // Framing state; the listener reports the backend side's OPEN here.
-  bgp::SessionFraming& framing() { return framing_; }
+  // Bytes taken from the socket and not yet published.
+  size_t staged() const { return static_cast<size_t>(taken_ - ring_.write_pos()); }
+  // Bytes taken from the device socket in all (what the kernel should count).
+  uint64_t taken() const { return taken_; }
+  // The backend's OPEN arrived (seen in the down stream).
+  void peer_open(const bgp::OpenInfo& info);
   const bgp::SessionFraming& framing() const { return framing_; }
 
  private:
-  void compact();
-  void ensure_capacity(size_t wanted);
+  void set_flags(uint32_t bits);
 
-  std::unique_ptr<uint8_t[]> buffer_;
-  size_t capacity_ = 0;
-  size_t head_ = 0;  // first staged byte
-  size_t tail_ = 0;  // one past the last staged byte
-  bool open_seen_ = false;
+  RingProducer ring_;
+  shm::ListenerRecord* record_;
+  uint64_t taken_ = 0;
+  uint32_t flags_ = 0;  // shm::kDeviceOpenSeen ... (mirrors record_->framing)
   bool malformed_ = false;
   const char* malformed_error_ = "";
   bgp::SessionFraming framing_;

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/uuid.h"
+#include "listener/tcp_accounting.h"
 
 namespace kbgp::listener {
 
@@ -44,8 +45,9 @@ struct Listener::Session {
   shm::SessionSlot* view = nullptr;  // this session's slot in the control region
   RingProducer up;
   RingConsumer down;
-  FrameAssembler assembler;
-  DownFraming down_framing;
+  // Both keep their state in the session region (a restart loses nothing).
+  std::optional<FrameAssembler> assembler;
+  std::optional<DownFraming> down_framing;
   EventPtr read_ev;
   EventPtr write_ev;
   bool reading = false;        // read_ev is added
@@ -260,15 +262,100 @@ void Listener::add_session(const ipc::AddSession& msg, std::vector<UniqueFd>& fd
   s->read_ev.reset(event_new(base_, s->sock.get(), EV_READ | EV_PERSIST, device_read_cb, s.get()));
   s->write_ev.reset(event_new(base_, s->sock.get(), EV_WRITE, device_write_cb, s.get()));
   if (!s->read_ev || !s->write_ev) return reject_session(msg, "cannot create events");
-  // Fields the supervisor's slot reset may not know about yet.
-  view.msgs_down.store(0, std::memory_order_relaxed);
+  s->assembler.emplace(s->up, &region->listener);
+  s->down_framing.emplace(&region->listener);
+  if (!s->assembler->consistent()) return reject_session(msg, "session region records are corrupt");
+  // A session handed over again after a listener restart carries on from
+  // its records; statistics continue from what the slot shows.
+  s->msgs_up = view.msgs_up.load(std::memory_order_relaxed);
+  s->bytes_up = view.bytes_up.load(std::memory_order_relaxed);
+  s->bytes_down = view.bytes_down.load(std::memory_order_relaxed);
+  s->msgs_down_published = view.msgs_down.load(std::memory_order_relaxed);
+  auto up_closed = static_cast<shm::RingClose>(region->up.closed.load(std::memory_order_acquire));
 
   Session& ref = *s;
   sessions_[msg.slot] = std::move(s);
-  log::debug("session added", {ref.peer(), ref.local(), ref.sid(), {"slot", ref.slot}});
-  start_reading(ref);
+  bool resumed = ref.assembler->taken() > 0 || ref.down.read_pos() > 0 ||
+                 up_closed != shm::RingClose::Open;
+  log::debug("session added", {ref.peer(), ref.local(), ref.sid(), {"slot", ref.slot},
+                               {"resumed", resumed ? "true" : "false"}});
+  if (up_closed == shm::RingClose::Abort)
+    return end_session(ref, ipc::SessionEnd::DeviceError, CloseHow::Abortive);
+  if (up_closed == shm::RingClose::Eof) {
+    ref.device_eof = true;  // the predecessor saw the device's FIN
+    ref.up_closed = true;
+  }
+  if (!reconcile(ref)) return;
+  if (!ref.device_eof) pump_up(ref);  // staged whole messages, or starts reading
   // The uplink may have been quicker (bytes already in down, or down closed).
   pump_down(ref);
+}
+
+bool Listener::reconcile(Session& s) {
+  std::string error;
+  auto kernel = tcp_accounting(s.sock.get(), &error);
+  if (!kernel) {
+    // Nothing to compare with: the records are all there is.
+    log::warn("cannot read the kernel's byte counts of a device socket",
+              {s.peer(), s.sid(), {"error", error}});
+    return true;
+  }
+  if (kernel->closed) {
+    // Reset (its queues are purged, so the counts no longer add up) or
+    // gone: the next read or write ends the session; nothing to settle.
+    return true;
+  }
+  if (kernel->fin_sent) {
+    // The predecessor was closing this session when it died: finish that.
+    end_session(s, s.device_eof ? ipc::SessionEnd::DeviceClosed : ipc::SessionEnd::BackendClosed,
+                CloseHow::Orderly);
+    return false;
+  }
+  // Up: read() put the bytes into the ring's free space before it
+  // returned; only their count can be missing from the record.
+  uint64_t taken = s.assembler->taken();
+  if (kernel->read < taken || !s.assembler->adopt(kernel->read - taken)) {
+    log::error("device socket and session records disagree, resetting the session",
+               {s.peer(), s.sid(), {"kernel-read", kernel->read}, {"recorded", taken}});
+    end_session(s, ipc::SessionEnd::Invalid, CloseHow::Abortive);
+    return false;
+  }
+  if (kernel->read > taken)
+    log::info("reconciled device bytes read by the previous listener",
+              {s.peer(), s.sid(), {"bytes", kernel->read - taken}});
+  // Down: bytes the kernel took but read_pos does not show yet were sent;
+  // they are still in the ring (only consume() frees them).
+  uint64_t sent = s.down.read_pos();
+  if (kernel->written < sent || kernel->written - sent > s.down.available()) {
+    log::error("device socket and session records disagree, resetting the session",
+               {s.peer(), s.sid(), {"kernel-written", kernel->written}, {"recorded", sent}});
+    end_session(s, ipc::SessionEnd::Invalid, CloseHow::Abortive);
+    return false;
+  }
+  uint64_t missing = kernel->written - sent;
+  uint64_t followed = s.down_framing->saved_position();
+  if (followed < sent || followed > kernel->written) {
+    s.down_framing->lose();  // cannot happen: saves come between send and consume
+  } else if (followed < kernel->written) {
+    uint8_t buf[4096];
+    for (uint64_t at = followed; at < kernel->written;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof buf, kernel->written - at));
+      s.down.peek(static_cast<size_t>(at - sent), buf, n);
+      if (auto open = s.down_framing->feed({buf, n})) s.assembler->peer_open(*open);
+      at += n;
+    }
+  }
+  if (missing) {
+    s.down_framing->save(kernel->written);
+    s.down.consume(static_cast<size_t>(missing));
+    s.bytes_down += missing;
+    control_->counters.bytes_down.fetch_add(missing, std::memory_order_relaxed);
+    publish_stats(s);
+    wake_uplink(s.slot);
+    log::info("reconciled backend bytes written by the previous listener",
+              {s.peer(), s.sid(), {"bytes", missing}});
+  }
+  return true;
 }
 
 // ---- device -> up ring -----------------------------------------------------
@@ -286,13 +373,18 @@ void Listener::stop_reading(Session& s) {
 
 void Listener::on_device_readable(Session& s) {
   if (s.ended || s.waiting_space) return;
-  auto space = s.assembler.read_space();
+  // Straight into the up ring's free space: nothing read from the device
+  // is ever only in this process's memory.
+  auto space = s.assembler->read_space();
+  if (space.first.empty()) return pump_up(s);  // full: pump_up pauses reading
+  iovec iov[2] = {{space.first.data(), space.first.size()},
+                  {space.second.data(), space.second.size()}};
   ssize_t n;
   do {
-    n = ::read(s.sock.get(), space.data(), space.size());
+    n = ::readv(s.sock.get(), iov, space.second.empty() ? 1 : 2);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
-    s.assembler.commit_read(static_cast<size_t>(n));
+    s.assembler->commit_read(static_cast<size_t>(n));
     pump_up(s);
     return;
   }
@@ -305,9 +397,9 @@ void Listener::on_device_readable(Session& s) {
   // only happens while nothing waits for space); a partial one is cut off.
   stop_reading(s);
   s.device_eof = true;
-  if (s.assembler.staged() > 0)
+  if (s.assembler->staged() > 0)
     log::info("device closed in the middle of a BGP message",
-              {s.peer(), s.local(), s.sid(), {"dropped-bytes", s.assembler.staged()}});
+              {s.peer(), s.local(), s.sid(), {"dropped-bytes", s.assembler->staged()}});
   s.up.close(shm::RingClose::Eof);
   s.up_closed = true;
   wake_uplink(s.slot);
@@ -315,7 +407,7 @@ void Listener::on_device_readable(Session& s) {
 }
 
 void Listener::pump_up(Session& s) {
-  auto result = s.assembler.drain(s.up);
+  auto result = s.assembler->drain();
   if (result.messages) {
     s.msgs_up += result.messages;
     s.bytes_up += result.bytes;
@@ -418,16 +510,19 @@ void Listener::pump_down(Session& s) {
     }
     size_t sent = static_cast<size_t>(n);
     size_t first = std::min(sent, spans.first.size());
-    auto open = s.down_framing.feed(spans.first.first(first));
+    auto open = s.down_framing->feed(spans.first.first(first));
     if (sent > first) {
-      auto second_open = s.down_framing.feed(spans.second.first(sent - first));
+      auto second_open = s.down_framing->feed(spans.second.first(sent - first));
       if (second_open) open = second_open;
     }
     if (open) {
-      s.assembler.framing().peer_open(*open);
+      s.assembler->peer_open(*open);
       log::debug("backend OPEN", {s.peer(), s.sid(), {"asn", open->asn},
                                   {"extended-message", open->extended_message}});
     }
+    // Recorded before the bytes are freed; a crash in between is what
+    // reconcile() repairs from the kernel's count.
+    s.down_framing->save(s.down.read_pos() + sent);
     s.down.consume(sent);
     s.bytes_down += sent;
     control_->counters.bytes_down.fetch_add(sent, std::memory_order_relaxed);
@@ -449,7 +544,7 @@ void Listener::publish_stats(Session& s) {
   s.view->msgs_up.store(s.msgs_up, std::memory_order_relaxed);
   s.view->bytes_up.store(s.bytes_up, std::memory_order_relaxed);
   s.view->bytes_down.store(s.bytes_down, std::memory_order_relaxed);
-  uint64_t msgs_down = s.down_framing.messages();
+  uint64_t msgs_down = s.down_framing->messages();
   if (msgs_down != s.msgs_down_published) {
     control_->counters.messages_down.fetch_add(msgs_down - s.msgs_down_published,
                                                std::memory_order_relaxed);
@@ -484,7 +579,7 @@ void Listener::end_session(Session& s, ipc::SessionEnd reason, CloseHow how) {
                               {"bytes-up", s.bytes_up},
                               {"bytes-down", s.bytes_down},
                               {"messages-up", s.msgs_up},
-                              {"messages-down", s.down_framing.messages()}});
+                              {"messages-down", s.down_framing->messages()}});
   send_session_done(s.slot, s.generation, reason);
   // Freed after this loop iteration: callers up the stack still hold `s`.
   ended_.push_back(std::move(sessions_[s.slot]));

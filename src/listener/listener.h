@@ -15,6 +15,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,10 @@ class Listener {
   void on_channel();
   void on_down_ready();
   void add_session(const ipc::AddSession& msg, std::vector<UniqueFd>& fds);
+  // A session handed over again after a listener restart: settles what the
+  // predecessor did but did not record, from the kernel's byte counts.
+  // False when that ended the session.
+  bool reconcile(Session& s);
   void reject_session(const ipc::AddSession& msg, const char* why);
   void on_device_readable(Session& s);
   void pump_up(Session& s);

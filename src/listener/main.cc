@@ -9,6 +9,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/sandbox.h"
+#include "common/test_trigger.h"
 #include "common/worker.h"
 #include "listener/sandbox_policy.h"
 #include "listener/listener.h"
@@ -33,6 +34,9 @@ int main() {
     if (!listener.start()) return 1;
     // From here on the worker only serves: drop what is left of privilege
     // and confine it before it reads any input from outside.
+#ifdef KBGP_TEST_TRIGGERS
+    kbgp::test_trigger::arm(kbgp::shm::WorkerKind::Listener);
+#endif
     std::string sandbox_error;
     if (!kbgp::drop_worker_privileges(&sandbox_error) ||
         !kbgp::install_seccomp(kbgp::listener::sandbox_policy(), &sandbox_error)) {

@@ -4,6 +4,10 @@
 // connect, open files, exec, or trace anything.
 #include "listener/sandbox_policy.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
 #include <iterator>
 
 namespace kbgp::listener {
@@ -24,7 +28,8 @@ const SyscallRule kPolicy[] = {
     {"recvmsg", "supervisor channel: sessions arrive with SCM_RIGHTS"},
     {"sendmsg", "supervisor channel: SessionDone"},
     // Per-session descriptors and mappings.
-    {"mmap", "map session regions; allocator"},
+    {"mmap", "map session regions; allocator. Never executable: no code can be brought in",
+     2, PROT_EXEC, 0},
     {"munmap", "unmap session regions; allocator"},
     {"madvise", "allocator"},
     {"mremap", "allocator"},
@@ -34,7 +39,11 @@ const SyscallRule kPolicy[] = {
     {"fstat", "size of a session memfd"},
     {"newfstatat", "size of a session memfd (glibc fstat)"},
     {"setsockopt", "TCP_NODELAY, SO_LINGER 0 for aborts"},
-    {"getsockopt", "SO_ERROR after a failed write"},
+    {"getsockopt", "SO_ERROR after a failed write; TCP_INFO byte counts after a restart"},
+    // After a restart: what the kernel says was read and written
+    // (listener/tcp_accounting.h). Only these two requests.
+    {"ioctl", "SIOCINQ: received bytes not yet read", 1, ~0ull, SIOCINQ},
+    {"ioctl", "SIOCOUTQ: written bytes not yet acknowledged", 1, ~0ull, SIOCOUTQ},
     {"shutdown", "orderly close towards the device"},
     // Threads and time (no threads are created; spdlog takes a mutex).
     {"futex", "mutexes"},

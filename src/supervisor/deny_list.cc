@@ -1,5 +1,7 @@
 #include "supervisor/deny_list.h"
 
+#include <cstring>
+
 namespace kbgp {
 
 namespace {
@@ -13,15 +15,30 @@ std::string DenyList::key(const Endpoint& device) {
          static_cast<char>(e.family);
 }
 
-void DenyList::add(const Endpoint& device, uint32_t ttl_seconds, int64_t now) {
+bool DenyList::add(const Endpoint& device, uint32_t ttl_seconds, int64_t now) {
   if (ttl_seconds == 0) ttl_seconds = kDefaultDenySeconds;
   if (ttl_seconds > kMaxDenySeconds) ttl_seconds = kMaxDenySeconds;
-  until_[key(device)] = now + int64_t{ttl_seconds} * 1000000000;
+  std::string k = key(device);
+  if (until_.size() >= kMaxEntries && !until_.count(k) && expire(now) >= kMaxEntries) return false;
+  until_[k] = now + int64_t{ttl_seconds} * 1000000000;
+  return true;
 }
 
 bool DenyList::denied(const Endpoint& device, int64_t now) const {
   auto it = until_.find(key(device));
   return it != until_.end() && it->second > now;
+}
+
+bool DenyList::remove(const Endpoint& device) { return until_.erase(key(device)) > 0; }
+
+void DenyList::for_each(
+    const std::function<void(const Endpoint&, int64_t until_mono_ns)>& fn) const {
+  for (const auto& [k, until] : until_) {
+    Endpoint e;
+    e.family = static_cast<uint8_t>(k.back());
+    std::memcpy(e.addr, k.data(), k.size() - 1);
+    fn(e, until);
+  }
 }
 
 size_t DenyList::expire(int64_t now) {

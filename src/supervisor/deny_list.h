@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -13,10 +14,19 @@ namespace kbgp {
 
 class DenyList {
  public:
+  // At most this many addresses at once: the requests come from the uplink,
+  // which must not be able to grow the supervisor's memory without bound.
+  static constexpr size_t kMaxEntries = 65536;
+
   // Deny `device` (address only) until now + ttl_seconds. A ttl of 0 is
   // taken as the interface's default of 1200 s: the backend asked to block.
-  void add(const Endpoint& device, uint32_t ttl_seconds, int64_t now_mono_ns);
+  // False (nothing changed) when the list is full of live entries.
+  bool add(const Endpoint& device, uint32_t ttl_seconds, int64_t now_mono_ns);
   bool denied(const Endpoint& device, int64_t now_mono_ns) const;
+  // Lifts a deny (the backend now accepts the device); true if there was one.
+  bool remove(const Endpoint& device);
+  // Every entry: the address (port 0) and its monotonic deadline.
+  void for_each(const std::function<void(const Endpoint&, int64_t until_mono_ns)>& fn) const;
   // Forgets expired entries; returns how many remain.
   size_t expire(int64_t now_mono_ns);
   size_t size() const { return until_.size(); }

@@ -32,7 +32,10 @@ int main(int argc, char** argv) {
       break;
   }
   // The token must not stay readable in /proc/<pid>/environ of a process
-  // that outlives start-up; our own copy lives in `outcome.options`.
+  // that outlives start-up; our own copy lives in `outcome.options`. That
+  // file shows the environment block the kernel set up at exec, which
+  // unsetenv does not touch: overwrite the value there first.
+  if (char* token = std::getenv("KENTIK_API_TOKEN")) std::memset(token, 'x', std::strlen(token));
   ::unsetenv("KENTIK_API_TOKEN");
   // A token given on the command line shows in `ps` and /proc/<pid>/cmdline:
   // blank it there (the documented way is the environment file).

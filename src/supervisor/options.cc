@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
+#include <utility>
+
+#include "uplink/export_url.h"
+#include "uplink/proxy_config.h"
 
 namespace kbgp {
 
@@ -167,7 +171,8 @@ struct Parser {
         while (std::getline(ss, item, ',')) {
           if (item.empty()) continue;
           auto ep = Endpoint::parse(item, true, 179);
-          if (!ep) return fail(name, item, "expected ADDRESS[:PORT] (e.g. 0.0.0.0:179, [::]:179)");
+          if (!ep || ep->port == 0)
+            return fail(name, item, "expected ADDRESS[:PORT] with a port 1-65535 (e.g. 0.0.0.0:179, [::]:179)");
           if (std::find(opts.listen.begin(), opts.listen.end(), *ep) == opts.listen.end())
             opts.listen.push_back(*ep);
           any = true;
@@ -287,6 +292,34 @@ ParseOutcome parse_options(const std::vector<std::string>& args, const EnvLookup
   if (o.token.empty()) {
     out.message = "missing --token (or $KENTIK_API_TOKEN): the Kentik API token is required";
     return out;
+  }
+  // Export URLs: what the uplink can use, and never the token in clear
+  // text to anything but a test backend.
+  for (auto [flag, url] : {std::pair{"--log-export-url", &o.log_export_url},
+                           std::pair{"--metrics-export-url", &o.metrics_export_url}}) {
+    std::string error;
+    auto parsed = uplink::parse_export_url(*url, &error);
+    if (!parsed || url->size() > 511) {
+      out.message = "invalid value \"" + *url + "\" for " + flag + ": " +
+                    (parsed ? "at most 511 characters" : error);
+      return out;
+    }
+    if (!parsed->tls && !o.insecure) {
+      out.message = "invalid value \"" + *url + "\" for " + flag +
+                    ": http:// would send the API token unencrypted; use https:// (http:// only "
+                    "together with --insecure, for tests)";
+      return out;
+    }
+  }
+  // Web proxy variables: a value the uplink could not use is refused now,
+  // not discovered later in a worker's log.
+  {
+    std::string error;
+    if (!uplink::proxy_settings_from_env(env, &error)) {
+      out.message = error + " (expected http://[user:password@]host:port, user and password "
+                            "percent-encoded)";
+      return out;
+    }
   }
   if (o.email.size() > 255 || o.token.size() > 511 || o.target.size() > 255 ||
       o.tls_ca_file.size() > 255 || o.tls_server_name.size() > 255) {

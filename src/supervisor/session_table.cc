@@ -16,7 +16,7 @@ SessionTable::SessionTable(shm::ControlRegion* control) : control_(control) {
 }
 
 SupervisedSession* SessionTable::open(UniqueFd socket, const Endpoint& device,
-                                      const Endpoint& local, std::string* error) {
+                                      const Endpoint& local, std::string* error, bool md5) {
   if (free_slots_.empty()) {
     *error = "no free session slot (at most " + std::to_string(shm::kMaxSessions) + ")";
     return nullptr;
@@ -69,6 +69,7 @@ SupervisedSession* SessionTable::open(UniqueFd socket, const Endpoint& device,
   s.metadata_len = 0;
   s.metadata_json[0] = '\0';
   s.device_name[0] = '\0';
+  s.md5 = md5 ? 1 : 0;
   s.state.store(static_cast<uint32_t>(shm::SlotState::Active), std::memory_order_release);
 
   free_slots_.pop_back();

@@ -35,8 +35,9 @@ class SessionTable {
 
   // Takes a free slot, creates the session region and publishes the slot.
   // Returns nullptr (and error) when no slot is free or memory is short.
+  // `md5`: a TCP-MD5 key for the device was installed at accept.
   SupervisedSession* open(UniqueFd socket, const Endpoint& device, const Endpoint& local,
-                          std::string* error);
+                          std::string* error, bool md5 = false);
   SupervisedSession* find(uint32_t slot, uint32_t generation);
   // Records that `worker` let go of the session. Frees the slot and closes
   // the supervisor's descriptors once both listener and uplink have; returns

@@ -14,19 +14,21 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/log_ring.h"
+#include "common/sandbox.h"
 #include "common/timeutil.h"
 #include "common/uuid.h"
 #include "config.h"
+#include "supervisor/deny_view.h"
 #include "supervisor/listeners.h"
+#include "supervisor/privileges.h"
+#include "supervisor/restart_policy.h"
 
 namespace kbgp {
 
 namespace {
 
 constexpr int kListenBacklog = 1024;
-constexpr int64_t kMinBackoffMs = 250;
-constexpr int64_t kMaxBackoffMs = 30000;
-constexpr int64_t kStableRunNs = 60LL * 1000000000;  // a run this long resets the backoff
 constexpr int64_t kShutdownGraceNs = 5LL * 1000000000;
 constexpr size_t kMaxAcceptsPerWake = 64;
 constexpr int64_t kHeartbeatFreshNs = 5LL * 1000000000;
@@ -49,11 +51,12 @@ std::string describe_exit(int status) {
 }
 
 // Variables a worker may need from our environment; nothing else (and never
-// the API token) is passed on.
+// the API token) is passed on. Not GRPC_TRACE: gRPC's tracers (http, for
+// one) print request headers, the token among them, past our redaction.
 std::vector<std::string> worker_environment() {
-  static const char* kPassed[] = {"https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY",
-                                  "no_proxy",    "NO_PROXY",    "grpc_proxy", "GRPC_VERBOSITY",
-                                  "GRPC_TRACE",  "TZ"};
+  static const char* kPassed[] = {"https_proxy", "HTTPS_PROXY", "http_proxy",     "HTTP_PROXY",
+                                  "no_proxy",    "NO_PROXY",    "grpc_proxy",     "GRPC_VERBOSITY",
+                                  "TZ"};
   std::vector<std::string> env;
   for (const char* name : kPassed) {
     const char* value = ::getenv(name);
@@ -125,6 +128,21 @@ int Supervisor::setup() {
   control_ = control_map_.as<shm::ControlRegion>();
   shm::init_control(control_);
 
+  // Log export: every process copies its lines into this ring and the
+  // uplink sends them on (common/log_ring.h, docs/export.md).
+  if (!options_.disable_log_export) {
+    log_ring_fd_ = create_memfd("kbgp-log-ring", logring::kRegionBytes);
+    SharedMapping ring = log_ring_fd_ ? SharedMapping::map(log_ring_fd_.get(),
+                                                           logring::kRegionBytes, true)
+                                      : SharedMapping();
+    if (!ring) {
+      log::error("cannot create the log ring", {{"error", std::strerror(errno)}});
+      return 1;
+    }
+    logring::init(ring.as<logring::Region>());
+    logring::attach_fd(log_ring_fd_.get());  // our own lines, for the rest of our life
+  }
+
   shm::ConfigView& cfg = control_->config;
   uint8_t instance[16];
   uuid_v4(instance);
@@ -182,8 +200,46 @@ int Supervisor::setup() {
   spawn_env_.up_ready_fd = up_ready_.get();
   spawn_env_.down_ready_fd = down_ready_.get();
   spawn_env_.admin_socket_fd = admin_socket_.get();
+  spawn_env_.log_ring_fd = log_ring_fd_.get();
   spawn_env_.env = worker_environment();
   sessions_ = std::make_unique<SessionTable>(control_);
+
+  if (options_.enable_md5) {
+    // The capture socket needs CAP_NET_RAW: opened before the drop (the
+    // capability stays only to reopen it).
+    std::vector<int> fds;
+    for (const auto& fd : listen_fds_) fds.push_back(fd.get());
+    Md5Support::Hooks hooks;
+    hooks.send_lookup = [this](const Endpoint& d, const Endpoint& l) {
+      return send_md5_lookup(d, l);
+    };
+    hooks.denied = [this](const Endpoint& d) { return deny_list_.denied(d, monotonic_ns()); };
+    md5_ = Md5Support::create(options_.md5_interface, fds, &control_->counters, std::move(hooks),
+                              &error);
+    if (!md5_) {
+      log::error("cannot set up TCP-MD5 support", {{"error", error}});
+      return 1;
+    }
+  }
+
+  // Everything privileged is done: keep only what starting workers needs.
+  PrivilegePlan plan{spawn_env_.switch_user, options_.enable_md5};
+  std::vector<std::string> notes;
+  if (!drop_supervisor_privileges(plan, &error, &notes)) {
+    log::error("cannot drop the supervisor's privileges", {{"error", error}});
+    return 1;
+  }
+  for (const auto& note : notes) log::warn(note);
+  // Every path it was given is open by now; hold no directory of the
+  // caller's (workers start in / as well).
+  if (::chdir("/") != 0) {
+    log::error("cannot change to /", {{"error", std::strerror(errno)}});
+    return 1;
+  }
+  log::info("privileges dropped",
+            {{"capabilities", capability_list(plan.switch_user
+                                                  ? runtime_capabilities(plan.md5)
+                                                  : std::vector<CapabilityNeed>{})}});
   return 0;
 }
 
@@ -203,6 +259,7 @@ int Supervisor::run() {
                                           &Supervisor::on_listener_readable, this));
     event_add(listen_events_.back().get(), nullptr);
   }
+  watch_md5_capture();
   tick_event_.reset(event_new(base_.get(), -1, EV_PERSIST, &Supervisor::on_tick, this));
   timeval one_second{1, 0};
   event_add(tick_event_.get(), &one_second);
@@ -260,6 +317,9 @@ void Supervisor::start_worker(WorkerProcess& w) {
     up.site_id = options_.site_id;
     up.multi = options_.multi;
     up.insecure = options_.insecure ? 1 : 0;
+    up.log_export = log_ring_fd_ ? 1 : 0;
+    copy_string(up.log_export_url, sizeof up.log_export_url, options_.log_export_url);
+    copy_string(up.metrics_export_url, sizeof up.metrics_export_url, options_.metrics_export_url);
     int ca_fd = ca_file_.get();
     ok = ipc::send_msg(w.channel(), &up, sizeof up, &ca_fd, 1);
     std::memset(&up, 0, sizeof up);  // the token stays nowhere longer than needed
@@ -272,7 +332,7 @@ void Supervisor::start_worker(WorkerProcess& w) {
   if (!ok) {
     log::error("cannot initialise worker", {{"worker", ipc::worker_name(w.kind())},
                                             {"error", std::strerror(errno)}});
-    ::kill(w.pid(), SIGKILL);  // reaped and restarted through SIGCHLD
+    signal_worker(w, SIGKILL);  // reaped and restarted through SIGCHLD
   }
   channel_events_[kind].reset(event_new(base_.get(), w.channel(), EV_READ | EV_PERSIST,
                                         &Supervisor::on_channel_readable, this));
@@ -322,8 +382,9 @@ void Supervisor::accept_connections(int listen_fd) {
                  {{"peer-addr", device.to_string()}, {"local-addr", here.to_string()}});
       continue;  // conn closes here
     }
+    bool md5 = md5_ && md5_->on_accept(device);
     std::string error;
-    SupervisedSession* s = sessions_->open(std::move(conn), device, here, &error);
+    SupervisedSession* s = sessions_->open(std::move(conn), device, here, &error, md5);
     if (!s) {
       control_->counters.connections_rejected.fetch_add(1, std::memory_order_relaxed);
       log::warn("refused a device connection", {{"peer-addr", device.to_string()},
@@ -333,16 +394,42 @@ void Supervisor::accept_connections(int listen_fd) {
     }
     log::info("accepted device connection", {{"peer-addr", device.to_string()},
                                              {"local-addr", here.to_string()},
-                                             {"session-id", uuid_to_string(s->session_id)}});
+                                             {"session-id", uuid_to_string(s->session_id)},
+                                             {"md5", md5 ? "yes" : "no"}});
     for (auto kind : {shm::WorkerKind::Listener, shm::WorkerKind::Uplink}) {
       WorkerProcess& w = worker(kind);
       if (!send_session(w, *s)) {
         log::error("cannot hand a session to a worker; restarting it",
                    {{"worker", ipc::worker_name(kind)}, {"error", std::strerror(errno)}});
-        ::kill(w.pid(), SIGKILL);
+        signal_worker(w, SIGKILL);
       }
     }
   }
+}
+
+void Supervisor::on_md5_capture(int, short, void* arg) {
+  auto* self = static_cast<Supervisor*>(arg);
+  if (self->md5_ && !self->shutting_down_) {
+    self->md5_->on_capture_readable(monotonic_ns());
+    if (self->md5_->capture_fd() < 0) self->md5_event_.reset();  // reopened by tick()
+  }
+}
+
+void Supervisor::watch_md5_capture() {
+  md5_event_.reset();
+  if (!md5_ || md5_->capture_fd() < 0 || !base_) return;
+  md5_event_.reset(event_new(base_.get(), md5_->capture_fd(), EV_READ | EV_PERSIST,
+                             &Supervisor::on_md5_capture, this));
+  event_add(md5_event_.get(), nullptr);
+}
+
+bool Supervisor::send_md5_lookup(const Endpoint& device, const Endpoint& local) {
+  WorkerProcess& w = worker(shm::WorkerKind::Uplink);
+  if (shutting_down_ || !w.running() || !w.ready()) return false;
+  auto msg = ipc::make<ipc::Md5Lookup>(ipc::MsgType::Md5Lookup);
+  msg.device = device;
+  msg.local = local;
+  return ipc::send_msg(w.channel(), &msg, sizeof msg);
 }
 
 void Supervisor::on_channel_readable(int fd, short, void* arg) {
@@ -355,11 +442,15 @@ void Supervisor::on_channel_readable(int fd, short, void* arg) {
   }
 }
 
-void Supervisor::handle_worker_message(WorkerProcess& w) {
+void Supervisor::handle_worker_message(WorkerProcess& w, bool exited) {
   const shm::WorkerKind kind = w.kind();
   auto kind_index = static_cast<uint32_t>(kind);
-  for (int budget = 64; budget > 0 && w.running(); --budget) {
+  for (int burst = 64; burst > 0 && w.running(); --burst) {
+    if (w.budget.paused) return;
     ipc::Received msg = ipc::recv_msg(w.channel(), &kind, kind);
+    if (msg.status == ipc::Received::Status::Ok || msg.status == ipc::Received::Status::Invalid) {
+      if (!w.budget.take() && !exited) pause_channel(w);
+    }
     switch (msg.status) {
       case ipc::Received::Status::Again:
         return;
@@ -371,6 +462,13 @@ void Supervisor::handle_worker_message(WorkerProcess& w) {
       case ipc::Received::Status::Invalid:
         log::warn("dropped an invalid message from a worker",
                   {{"worker", ipc::worker_name(kind)}, {"error", msg.error}});
+        if (w.budget.violation() && !exited) {
+          log::error("worker keeps breaking the channel protocol; restarting it",
+                     {{"worker", ipc::worker_name(kind)}, {"pid", w.pid()},
+                      {"invalid-messages", w.budget.violations}});
+          signal_worker(w, SIGKILL);
+          return;
+        }
         continue;
       case ipc::Received::Status::Ok:
         break;
@@ -394,10 +492,23 @@ void Supervisor::handle_worker_message(WorkerProcess& w) {
       case ipc::MsgType::DenyDevice:
         handle_deny(msg.as<ipc::DenyDevice>());
         break;
+      case ipc::MsgType::AllowDevice:
+        handle_allow(msg.as<ipc::AllowDevice>());
+        break;
+      case ipc::MsgType::InstallMd5Key:
+        if (md5_) md5_->on_key_message(msg.as<ipc::InstallMd5Key>(), monotonic_ns());
+        break;  // without --enable-md5-support no key is installed
       case ipc::MsgType::Heartbeat:
         control_->workers[kind_index].heartbeat_mono_ns.store(monotonic_ns(),
                                                               std::memory_order_relaxed);
         break;
+      case ipc::MsgType::SyscallViolation: {
+        // Logged with the death that follows (reap_children).
+        const auto& report = msg.as<ipc::SyscallViolation>();
+        w.reported_syscall = report.syscall;
+        w.reported_arch = report.arch;
+        break;
+      }
       default:
         break;  // recv_msg already refused types this worker may not send
     }
@@ -428,8 +539,28 @@ void Supervisor::handle_deny(const ipc::DenyDevice& msg) {
     log::warn("dropped a deny-list request without an address");
     return;
   }
-  deny_list_.add(msg.device, msg.ttl_seconds, monotonic_ns());
+  if (!deny_list_.add(msg.device, msg.ttl_seconds, monotonic_ns())) {
+    log::warn("deny list full; device not deny-listed",
+              {{"peer-addr", msg.device.unmapped().to_string()}, {"entries", deny_list_.size()}});
+    return;
+  }
+  deny_list_changed();
+}
+
+void Supervisor::handle_allow(const ipc::AllowDevice& msg) {
+  if (msg.device.family != AF_INET && msg.device.family != AF_INET6) {
+    log::warn("dropped a deny-list lift without an address");
+    return;
+  }
+  if (!deny_list_.remove(msg.device)) return;
+  log::info("lifted a device's deny: the backend accepts it now",
+            {{"device_ip", msg.device.unmapped().address_string()}});
+  deny_list_changed();
+}
+
+void Supervisor::deny_list_changed() {
   control_->counters.deny_list_size.store(deny_list_.size(), std::memory_order_relaxed);
+  publish_deny_list(deny_list_, &control_->deny_list, monotonic_ns(), realtime_ns());
 }
 
 void Supervisor::on_signal(int sig, short, void* arg) {
@@ -456,13 +587,28 @@ void Supervisor::reap_children() {
     for (auto& w : workers_) {
       if (w.pid() != pid) continue;
       auto kind = static_cast<uint32_t>(w.kind());
+      // What it sent before it died (a SIGSYS handler's report, a last
+      // SessionDone) is still queued on the channel.
+      w.budget.paused = false;
+      handle_worker_message(w, true);
       channel_events_[kind].reset();
+      bool seccomp = WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS;
+      std::string syscall = !seccomp ? ""
+                            : w.reported_syscall >= 0
+                                ? syscall_name(w.reported_syscall, w.reported_arch)
+                                : "not reported (see the kernel log, audit type=1326)";
       w.exited();
       control_->workers[kind].state.store(static_cast<uint32_t>(shm::WorkerState::Down),
                                           std::memory_order_relaxed);
       control_->workers[kind].pid.store(0, std::memory_order_relaxed);
-      if (shutting_down_) {
+      if (shutting_down_ && !seccomp) {
         log::info("worker stopped", {{"worker", ipc::worker_name(w.kind())}, {"pid", pid}});
+      } else if (seccomp) {
+        log::error("worker died", {{"worker", ipc::worker_name(w.kind())},
+                                   {"pid", pid},
+                                   {"cause", describe_exit(status)},
+                                   {"syscall", syscall}});
+        if (!shutting_down_) schedule_restart(w);
       } else {
         log::error("worker died", {{"worker", ipc::worker_name(w.kind())},
                                    {"pid", pid},
@@ -480,29 +626,71 @@ void Supervisor::reap_children() {
 
 void Supervisor::schedule_restart(WorkerProcess& w) {
   int64_t now = monotonic_ns();
-  if (w.started_mono_ns && now - w.started_mono_ns > kStableRunNs) w.backoff_ms = 0;
-  w.backoff_ms = w.backoff_ms == 0 ? kMinBackoffMs : std::min(w.backoff_ms * 2, kMaxBackoffMs);
-  w.restart_at_mono_ns = now + w.backoff_ms * 1000000;
+  auto kind = static_cast<uint32_t>(w.kind());
+  RestartPolicy::Verdict verdict = restart_policies_[kind].on_death(w.started_mono_ns, now);
+  if (verdict.give_up) {
+    log::error("worker crash loop: it was restarted too often, giving up; kbgp exits",
+               {{"worker", ipc::worker_name(w.kind())},
+                {"restarts", verdict.recent},
+                {"within-s", RestartPolicy::kCrashLoopWindowNs / 1000000000},
+                {"exit-code", RestartPolicy::kCrashLoopExitCode}});
+    exit_code_ = RestartPolicy::kCrashLoopExitCode;
+    w.restart_at_mono_ns = 0;
+    begin_shutdown();
+    return;
+  }
+  w.backoff_ms = verdict.delay_ns / 1000000;
+  w.restart_at_mono_ns = now + verdict.delay_ns;
   ++w.restarts;
-  control_->workers[static_cast<uint32_t>(w.kind())].restarts.store(w.restarts,
-                                                                    std::memory_order_relaxed);
+  control_->workers[kind].restarts.store(w.restarts, std::memory_order_relaxed);
   log::info("worker restart scheduled", {{"worker", ipc::worker_name(w.kind())},
                                          {"in-ms", w.backoff_ms},
-                                         {"restarts", w.restarts}});
+                                         {"restarts", w.restarts},
+                                         {"restarts-last-60s", verdict.recent}});
+  // On time, not at the next one-second tick: sessions wait for it.
+  timeval delay{static_cast<time_t>(verdict.delay_ns / 1000000000),
+                static_cast<suseconds_t>(verdict.delay_ns % 1000000000 / 1000)};
+  event_base_once(base_.get(), -1, EV_TIMEOUT, &Supervisor::on_restart_due, this, &delay);
+}
+
+void Supervisor::on_restart_due(int, short, void* arg) {
+  // libevent's timers run on a coarse clock (a few ms): this one may fire
+  // just before restart_at by our clock, and must not leave the restart to
+  // the next one-second tick.
+  constexpr int64_t kTimerSlackNs = 20'000'000;
+  static_cast<Supervisor*>(arg)->start_due_workers(monotonic_ns() + kTimerSlackNs);
+}
+
+void Supervisor::start_due_workers(int64_t now) {
+  if (shutting_down_) return;
+  for (auto& w : workers_)
+    if (!w.running() && w.restart_at_mono_ns && now >= w.restart_at_mono_ns) {
+      w.restart_at_mono_ns = 0;
+      start_worker(w);
+    }
 }
 
 void Supervisor::on_tick(int, short, void* arg) { static_cast<Supervisor*>(arg)->tick(); }
 
 void Supervisor::tick() {
   int64_t now = monotonic_ns();
-  control_->counters.deny_list_size.store(deny_list_.expire(now), std::memory_order_relaxed);
+  for (auto& w : workers_) {
+    bool was_paused = w.budget.paused;
+    w.budget.left = ChannelBudget::kMessagesPerSecond;
+    w.budget.paused = false;
+    auto& ev = channel_events_[static_cast<uint32_t>(w.kind())];
+    if (was_paused && w.running() && ev) event_add(ev.get(), nullptr);
+  }
+  size_t denied_before = deny_list_.size();
+  if (deny_list_.expire(now) != denied_before) deny_list_changed();
+  if (md5_ && md5_->tick(now)) watch_md5_capture();
   if (shutting_down_) {
     if (now > shutdown_deadline_mono_ns_) {
       for (auto& w : workers_)
         if (w.running()) {
           log::warn("worker did not stop in time; killing it",
                     {{"worker", ipc::worker_name(w.kind())}});
-          ::kill(w.pid(), SIGKILL);
+          signal_worker(w, SIGKILL);
         }
     }
     return;
@@ -514,11 +702,26 @@ void Supervisor::tick() {
     last_watchdog_mono_ns_ = now;
     systemd_.notify("WATCHDOG=1");
   }
-  for (auto& w : workers_)
-    if (!w.running() && w.restart_at_mono_ns && now >= w.restart_at_mono_ns) {
-      w.restart_at_mono_ns = 0;
-      start_worker(w);
-    }
+  start_due_workers(now);
+}
+
+void Supervisor::pause_channel(WorkerProcess& w) {
+  if (w.budget.paused) return;
+  w.budget.paused = true;
+  auto& ev = channel_events_[static_cast<uint32_t>(w.kind())];
+  if (ev) event_del(ev.get());
+  log::warn("worker sends more messages than it may; reading its channel pauses until the "
+            "next second",
+            {{"worker", ipc::worker_name(w.kind())},
+             {"per-second", ChannelBudget::kMessagesPerSecond}});
+}
+
+void Supervisor::signal_worker(WorkerProcess& w, int sig) {
+  if (!w.send_signal(sig, spawn_env_))
+    log::error("cannot signal worker", {{"worker", ipc::worker_name(w.kind())},
+                                        {"pid", w.pid()},
+                                        {"signal", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?"},
+                                        {"error", std::strerror(errno)}});
 }
 
 bool Supervisor::workers_healthy(int64_t now) const {
@@ -538,13 +741,14 @@ void Supervisor::begin_shutdown() {
   shutdown_deadline_mono_ns_ = monotonic_ns() + kShutdownGraceNs;
   log::info("shutting down");
   listen_events_.clear();
+  md5_event_.reset();
   listen_fds_.clear();
   auto msg = ipc::make<ipc::Shutdown>(ipc::MsgType::Shutdown);
   bool any = false;
   for (auto& w : workers_) {
     if (!w.running()) continue;
     any = true;
-    if (!ipc::send_msg(w.channel(), &msg, sizeof msg)) ::kill(w.pid(), SIGTERM);
+    if (!ipc::send_msg(w.channel(), &msg, sizeof msg)) signal_worker(w, SIGTERM);
   }
   if (!any) event_base_loopexit(base_.get(), nullptr);
 }

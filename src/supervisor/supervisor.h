@@ -10,7 +10,9 @@
 #include "common/ipc.h"
 #include "common/shm.h"
 #include "supervisor/deny_list.h"
+#include "supervisor/md5_support.h"
 #include "supervisor/options.h"
+#include "supervisor/restart_policy.h"
 #include "supervisor/sd_notify.h"
 #include "supervisor/session_table.h"
 #include "supervisor/worker_process.h"
@@ -43,14 +45,31 @@ class Supervisor {
   static void on_channel_readable(int fd, short what, void* arg);
   static void on_signal(int sig, short what, void* arg);
   static void on_tick(int fd, short what, void* arg);
+  static void on_md5_capture(int fd, short what, void* arg);
 
   void accept_connections(int listen_fd);
-  void handle_worker_message(WorkerProcess& worker);
+  // TCP-MD5: (re)registers the capture socket; asks the uplink for a key.
+  void watch_md5_capture();
+  bool send_md5_lookup(const Endpoint& device, const Endpoint& local);
+  // `exited`: draining what a reaped worker left in its channel (it can no
+  // longer be signalled).
+  void handle_worker_message(WorkerProcess& worker, bool exited = false);
+  // Stops reading a worker's channel until the next tick (its budget is spent).
+  void pause_channel(WorkerProcess& worker);
+  // SIGKILL/SIGTERM to a worker, logged when it fails.
+  void signal_worker(WorkerProcess& worker, int sig);
   void handle_session_done(WorkerProcess& worker, const ipc::SessionDone& msg);
   void handle_deny(const ipc::DenyDevice& msg);
+  void handle_allow(const ipc::AllowDevice& msg);
+  // The size gauge and the admin's copy follow the list (layout.h DenyListView).
+  void deny_list_changed();
   void reap_children();
   void start_worker(WorkerProcess& worker);
+  // A worker died: restart it after its backoff, or give up on a crash
+  // loop (restart_policy.h).
   void schedule_restart(WorkerProcess& worker);
+  static void on_restart_due(int fd, short what, void* arg);
+  void start_due_workers(int64_t now_mono_ns);
   bool send_session(WorkerProcess& worker, const SupervisedSession& session);
   void begin_shutdown();
   void tick();
@@ -68,15 +87,19 @@ class Supervisor {
   UniqueFd down_ready_;
   UniqueFd admin_socket_;
   UniqueFd ca_file_;  // the CA bundle for the uplink, or an empty memfd
+  UniqueFd log_ring_fd_;  // common/log_ring.h; invalid with --disable-log-export
   std::vector<UniqueFd> listen_fds_;
   std::vector<EventPtr> listen_events_;
   std::vector<WorkerProcess> workers_;
+  std::vector<RestartPolicy> restart_policies_{shm::kWorkerCount};  // by worker kind
   std::vector<EventPtr> channel_events_;  // by worker kind; null while down
   std::vector<EventPtr> signal_events_;
   EventPtr tick_event_;
   SpawnEnvironment spawn_env_;
   std::unique_ptr<SessionTable> sessions_;
   DenyList deny_list_;
+  std::unique_ptr<Md5Support> md5_;  // only with --enable-md5-support
+  EventPtr md5_event_;
   SystemdNotifier systemd_;
   int64_t last_watchdog_mono_ns_ = 0;
   bool all_ready_logged_ = false;

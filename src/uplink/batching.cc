@@ -4,14 +4,15 @@
 
 namespace kbgp::uplink {
 
-BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes) {
+BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes, size_t start) {
   BatchPlan plan;
-  const size_t available = ring.available();  // one snapshot: the producer may add more
-  if (available == 0) return plan;
+  const size_t total = ring.available();  // one snapshot: the producer may add more
+  if (total <= start) return plan;
+  const size_t available = total - start;
   size_t offset = 0;
   while (available - offset >= kBgpHeaderSize) {
     uint8_t header[kBgpHeaderSize];
-    ring.peek(offset, header, sizeof header);
+    ring.peek(start + offset, header, sizeof header);
     for (size_t i = 0; i < 16; ++i) {
       if (header[i] != 0xff) {
         plan.status = BatchPlan::Status::Corrupt;
@@ -35,9 +36,9 @@ BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes) {
   return plan;
 }
 
-void copy_batch(const RingConsumer& ring, size_t n, std::string& out) {
+void copy_batch(const RingConsumer& ring, size_t n, std::string& out, size_t offset) {
   out.resize(n);
-  if (n) ring.peek(0, reinterpret_cast<uint8_t*>(out.data()), n);
+  if (n) ring.peek(offset, reinterpret_cast<uint8_t*>(out.data()), n);
 }
 
 }  // namespace kbgp::uplink

@@ -29,10 +29,14 @@ struct BatchPlan {
   const char* error = "";  // static text for Corrupt
 };
 
-// Plans the next batch from the consumer's read position without consuming.
-BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes = kMaxBatchBytes);
+// Plans the next batch, starting `offset` bytes after the consumer's read
+// position (bytes before it were sent and are kept for a resume), without
+// consuming.
+BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes = kMaxBatchBytes,
+                     size_t offset = 0);
 
-// Replaces `out` with the first `n` unread bytes (n <= ring.available()).
-void copy_batch(const RingConsumer& ring, size_t n, std::string& out);
+// Replaces `out` with the `n` unread bytes that start `offset` bytes after
+// the read position (offset + n <= ring.available()).
+void copy_batch(const RingConsumer& ring, size_t n, std::string& out, size_t offset = 0);
 
 }  // namespace kbgp::uplink

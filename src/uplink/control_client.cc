@@ -1,6 +1,7 @@
 #include "uplink/control_client.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "common/layout.h"
@@ -47,20 +48,25 @@ pb::ControlRequest to_request(const DeviceQuery& q) {
 }  // namespace
 
 ControlClient::ControlClient(const ChannelFactory& factory, const UplinkConfig& config,
-                             shm::ControlRegion* region, std::function<void()> wake)
+                             shm::ControlRegion* region, std::function<void()> wake,
+                             PushCallback pushed)
     : config_(config),
       region_(region),
       wake_(std::move(wake)),
+      pushed_(std::move(pushed)),
       channel_(factory.make("control")),
       stub_(pb::ProxyService::NewStub(channel_)),
       metadata_(common_metadata(config.agent)),
       backoff_(500'000'000, 30'000'000'000),
       cache_(config.agent.site_id) {}
 
-std::optional<ControlAnswer> ControlClient::lookup(const DeviceQuery& query, AnswerCallback done) {
+std::optional<ControlAnswer> ControlClient::lookup(const DeviceQuery& query, AnswerCallback done,
+                                                  bool skip_cache) {
   int64_t now = monotonic_ns();
   std::lock_guard lock(mu_);
-  if (auto hit = cache_.use(query.proto, query.device_ip, now)) return hit;
+  if (!skip_cache) {
+    if (auto hit = cache_.use(query.proto, query.device_ip, now)) return hit;
+  }
   auto [it, fresh] = pending_.try_emplace(PendingKey{query.proto, query.device_ip});
   it->second.waiters.push_back({std::move(done), now + kControlAnswerTimeoutNs});
   if (fresh) {
@@ -212,6 +218,10 @@ void ControlClient::on_stream_read(ControlStream& stream, bool ok) {
     answered_on_stream_ = true;
     region_->control.messages_rx.fetch_add(1, std::memory_order_relaxed);
     handle_response_locked(stream_->incoming(), calls);
+    if (std::string* key = stream_->incoming().mutable_tcp_md5(); !key->empty()) {
+      explicit_bzero(key->data(), key->size());  // handed on; not kept here
+      key->clear();
+    }
     if (!stream_->let_go_done()) {
       read_in_flight_ = true;
       stream_->read();
@@ -234,9 +244,38 @@ void ControlClient::handle_response_locked(const pb::ControlResponse& response, 
   ControlAnswer answer = to_answer(response);
   cache_.put(answer, monotonic_ns());
   auto it = pending_.find(PendingKey{answer.proto, answer.device_ip});
+  if (key_callback_) {
+    // One copy of the key, wiped as soon as the callback has handed it on.
+    auto notice = std::make_shared<KeyNotice>();
+    notice->device_ip = answer.device_ip;
+    notice->verdict = answer.verdict;
+    notice->ttl_seconds = answer.ttl_seconds;
+    notice->device_id = answer.device_id;
+    notice->pushed = it == pending_.end();
+    notice->tcp_md5 = response.tcp_md5();
+    calls.emplace_back(
+        [this, notice](const ControlAnswer*, const std::string&) {
+          key_callback_(*notice);
+          explicit_bzero(notice->tcp_md5.data(), notice->tcp_md5.size());
+          notice->tcp_md5.clear();
+        },
+        std::nullopt);
+  }
   if (it == pending_.end()) {
-    log::debug("Control update", {{"device_ip", answer.device_ip},
-                                  {"ttl_seconds", answer.ttl_seconds}});
+    // Unsolicited: the backend changed its mind about a device. The cache
+    // has it already; the uplink acts on a block (or on a lifted one).
+    log::info("Control update pushed by the backend",
+              {{"device_ip", answer.device_ip},
+               {"action", answer.blocked() ? "BLOCK_IP" : "UNSPECIFIED"},
+               {"ttl_seconds", answer.ttl_seconds},
+               {"ttl_counter", answer.ttl_counter}});
+    if (pushed_) {
+      calls.emplace_back(
+          [this](const ControlAnswer* a, const std::string&) {
+            if (a) pushed_(*a);
+          },
+          answer);
+    }
     return;
   }
   for (auto& w : it->second.waiters) calls.emplace_back(std::move(w.done), answer);

@@ -48,6 +48,22 @@ struct DeviceQuery {
 
 // `answer` is null on failure, then `error` says why.
 using AnswerCallback = std::function<void(const ControlAnswer* answer, const std::string& error)>;
+// An answer the backend pushed without a pending request (after the cache
+// took it).
+using PushCallback = std::function<void(const ControlAnswer& answer)>;
+
+// What one Control answer (pushed or requested) said about a device's
+// TCP-MD5 key, for the Md5Relay. The key is only in transit here: whoever
+// receives a KeyNotice hands the key on and wipes it.
+struct KeyNotice {
+  std::string device_ip;
+  ControlVerdict verdict = ControlVerdict::Allow;
+  uint32_t ttl_seconds = 0;
+  uint32_t device_id = 0;
+  bool pushed = false;  // nobody asked: the backend sent it unsolicited
+  std::string tcp_md5;  // empty = the device has no key
+};
+using KeyCallback = std::function<void(KeyNotice& notice)>;
 
 constexpr int64_t kControlAnswerTimeoutNs = 10'000'000'000;
 constexpr int64_t kControlKeepaliveNs = 30'000'000'000;
@@ -55,12 +71,20 @@ constexpr int64_t kControlKeepaliveNs = 30'000'000'000;
 class ControlClient final : public ControlStream::Owner,
                             public std::enable_shared_from_this<ControlClient> {
  public:
-  // `wake` tells the event thread to call tick() again soon (thread-safe).
+  // `wake` tells the event thread to call tick() again soon (thread-safe);
+  // `pushed` hears of unsolicited answers (called like `done` callbacks).
   ControlClient(const ChannelFactory& factory, const UplinkConfig& config,
-                shm::ControlRegion* region, std::function<void()> wake);
+                shm::ControlRegion* region, std::function<void()> wake, PushCallback pushed);
 
   // A cached answer right away, or nullopt and `done` is called later.
-  std::optional<ControlAnswer> lookup(const DeviceQuery& query, AnswerCallback done);
+  // `skip_cache`: ask the backend even if an answer is cached (the cache
+  // keeps no keys, so a TCP-MD5 key lookup always asks).
+  std::optional<ControlAnswer> lookup(const DeviceQuery& query, AnswerCallback done,
+                                      bool skip_cache = false);
+  // Hears of every answer's TCP-MD5 key (or its absence), before the
+  // answer's `done` callbacks and like them outside the mutex. Set once,
+  // before the first tick().
+  void set_key_callback(KeyCallback callback) { key_callback_ = std::move(callback); }
   // Drops the cached answer for a device (after a Data KILL).
   void forget(const std::string& proto, const std::string& device_ip);
 
@@ -100,6 +124,8 @@ class ControlClient final : public ControlStream::Owner,
   const UplinkConfig& config_;
   shm::ControlRegion* region_;
   std::function<void()> wake_;
+  PushCallback pushed_;
+  KeyCallback key_callback_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::ProxyService::Stub> stub_;
   Metadata metadata_;

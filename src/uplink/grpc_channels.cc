@@ -40,6 +40,7 @@ std::optional<ChannelFactory> ChannelFactory::create(const UplinkConfig& config,
   ChannelFactory f;
   f.target_ = config.target;
   f.tls_server_name_ = config.tls_server_name;
+  f.proxy_ = config.grpc_proxy;
   if (config.insecure) {
     f.credentials_ = grpc::InsecureChannelCredentials();
     return f;
@@ -63,8 +64,13 @@ std::shared_ptr<grpc::Channel> ChannelFactory::make(const std::string& connectio
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 500);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 30000);
+  // Short: Data streams wait on a reconnect to resume (session.h).
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is left at its default on purpose:
+  // gRPC also uses it as the time a connection attempt (TCP, TLS, HTTP/2
+  // SETTINGS) may take. At 500 ms, a hundred connections opened at once on
+  // a busy machine (a thousand devices coming up) timed out, failed their
+  // streams and then backed off for up to 30 s.
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   // The uplink resumes streams itself (session-id + counters); gRPC's own
@@ -77,6 +83,10 @@ std::shared_ptr<grpc::Channel> ChannelFactory::make(const std::string& connectio
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 65536);
   args.SetString(GRPC_ARG_PRIMARY_USER_AGENT_STRING, std::string("kbgp/") + PACKAGE_VERSION);
   if (!tls_server_name_.empty()) args.SetSslTargetNameOverride(tls_server_name_);
+  // Web proxies go through our relay (proxy_relay.h); gRPC's own proxy
+  // lookup stays off either way.
+  if (proxy_.empty()) args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+  else args.SetString(GRPC_ARG_HTTP_PROXY, proxy_);
   return grpc::CreateCustomChannel(target_, credentials_, args);
 }
 

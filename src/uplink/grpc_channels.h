@@ -31,6 +31,7 @@ class ChannelFactory {
  private:
   std::string target_;
   std::string tls_server_name_;
+  std::string proxy_;  // the uplink's CONNECT relay, or empty
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
 };
 

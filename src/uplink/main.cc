@@ -16,9 +16,12 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/sandbox.h"
+#include "common/test_trigger.h"
 #include "common/worker.h"
 #include "config.h"
+#include "uplink/exporter.h"
 #include "uplink/grpc_channels.h"
+#include "uplink/proxy_setup.h"
 #include "uplink/sandbox_policy.h"
 #include "uplink/uplink.h"
 
@@ -71,6 +74,9 @@ std::optional<uplink::UplinkConfig> read_uplink_init(const WorkerContext& ctx) {
   config.ca_pem = std::move(*pem);
   config.tls_server_name = bounded(init.tls_server_name);
   config.insecure = init.insecure != 0;
+  config.log_export = init.log_export != 0;
+  config.log_export_url = bounded(init.log_export_url);
+  config.metrics_export_url = bounded(init.metrics_export_url);
   config.multi = init.multi ? init.multi : 10;
   config.agent.email = bounded(init.api_email);
   config.agent.token = bounded(init.api_token);
@@ -95,10 +101,19 @@ int main() {
   auto config = read_uplink_init(*ctx);
   if (!config) return 1;
   std::string error;
+#ifdef KBGP_TEST_TRIGGERS
+  test_trigger::arm(shm::WorkerKind::Uplink);
+#endif
   // Confined before the first gRPC object exists (TSYNC covers later threads
   // anyway) and before any byte from the backend is read.
   if (!drop_worker_privileges(&error) || !install_seccomp(uplink::sandbox_policy(), &error)) {
     log::error("cannot confine the uplink", {{"error", error}});
+    return 1;
+  }
+  // Before the first channel: gRPC must find the relay, never the variables.
+  auto web_proxy = uplink::setup_web_proxy(*config, &error);
+  if (!web_proxy) {
+    log::error("cannot use the web proxy settings", {{"error", error}});
     return 1;
   }
   auto factory = uplink::ChannelFactory::create(*config, &error);
@@ -106,6 +121,20 @@ int main() {
     log::error("cannot set up TLS", {{"error", error}});
     return 1;
   }
+  // Log and metrics export on a thread of its own; without it the agent
+  // still relays (the error is logged).
+  uplink::ExportSettings exports;
+  exports.logs = config->log_export;
+  exports.log_url = config->log_export_url;
+  exports.metrics_url = config->metrics_export_url;
+  exports.email = config->agent.email;
+  exports.token = config->agent.token;
+  exports.instance = config->agent.instance;
+  exports.version = config->agent.version;
+  exports.ca_pem = config->ca_pem;
+  auto exporter = uplink::Exporter::start(std::move(exports), &web_proxy->settings, ctx->control,
+                                          &error);
+  if (!exporter) log::error("log and metrics export unavailable", {{"error", error}});
   int rc;
   {
     uplink::Uplink worker(*ctx, std::move(*config), std::move(*factory));

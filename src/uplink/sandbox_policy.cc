@@ -2,11 +2,16 @@
 // the outside world, so it keeps what gRPC, TLS, DNS (c-ares) and HTTP
 // CONNECT proxies need (measured: ../shared/reference/grpc-cpp-facts.md):
 // sockets and connect, reading a few configuration files, threads. It may
-// not exec, fork, ptrace, mount, change credentials, write or create files.
+// not exec, fork (clone only makes threads), ptrace, mount, change
+// credentials, write or create files.
 #include "uplink/sandbox_policy.h"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+
+#include <cerrno>
 
 namespace kbgp::uplink {
 
@@ -27,6 +32,13 @@ const SyscallRule kPolicy[] = {
     {"sendto", "DNS"},
     {"recvfrom", "DNS"},
     {"sendmmsg", "glibc resolver"},
+    // The web proxy relay (proxy_relay.h): gRPC connects to it on 127.0.0.1.
+    {"listen", "the web proxy relay's socket on 127.0.0.1 (only with a proxy configured)"},
+    {"accept4", "gRPC's connections to the web proxy relay"},
+    // glibc's resolver (proxy host names, export URLs) first asks nscd over
+    // a Unix socket; refusing it makes glibc resolve by itself.
+    {"socket", "refused for AF_UNIX: glibc's probe for nscd, which then resolves by itself", 0,
+     ~0ULL, AF_UNIX, EACCES},
     // Event loops and wake-ups.
     {"epoll_create1", "gRPC's pollers"},
     {"epoll_ctl", "gRPC's pollers"},
@@ -66,15 +78,19 @@ const SyscallRule kPolicy[] = {
     {"madvise", "allocator"},
     {"brk", "allocator"},
     // Threads.
-    {"clone", "gRPC threads"},
-    {"clone3", "gRPC threads (glibc)"},
+    {"clone", "gRPC threads: only with CLONE_THREAD, so never a new process", 0, CLONE_THREAD,
+     CLONE_THREAD},
+    {"clone3", "refused with ENOSYS: glibc then falls back to clone, whose flags a filter can "
+               "check (clone3 passes them behind a pointer)",
+     -1, 0, 0, ENOSYS},
     {"set_robust_list", "new threads"},
     {"rseq", "new threads"},
     {"futex", "locks and condition variables"},
     {"sched_yield", "spin locks"},
     {"sched_getparam", "thread priorities (glibc)"},
     {"sched_getscheduler", "thread priorities (glibc)"},
-    {"prctl", "thread names"},
+    {"prctl", "thread names (PR_SET_NAME) only: no dumpable, no ptracer", 0, ~0ULL, PR_SET_NAME},
+    {"prctl", "thread names (PR_GET_NAME)", 0, ~0ULL, PR_GET_NAME},
     {"set_tid_address", "thread start"},
     {"gettid", "thread ids"},
     {"getpid", "logging"},

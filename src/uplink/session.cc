@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/resume_protocol.h"
 #include "common/timeutil.h"
 #include "common/worker.h"
 #include "uplink/batching.h"
@@ -18,6 +19,11 @@ namespace {
 constexpr int64_t kKillGraceNs = 5'000'000'000;
 // Message buffers larger than this are freed after use instead of kept.
 constexpr size_t kKeepBufferBytes = 16 * 1024;
+// While the uplink stops: how long a KILL may take before we cancel.
+constexpr int64_t kStopKillGraceNs = 1'000'000'000;
+// Backoff between attempts to resume a failed Data stream.
+constexpr int64_t kReopenInitialNs = 100'000'000;
+constexpr int64_t kReopenMaxNs = 5'000'000'000;
 
 }  // namespace
 
@@ -27,13 +33,19 @@ Session::Session(SessionEnv& env, SessionIdentity identity, SharedMapping region
       region_map_(std::move(region)),
       region_(region_map_.as<shm::SessionRegion>()),
       up_(up_consumer(region_)),
-      down_(down_producer(region_)) {
+      down_(down_producer(region_)),
+      ledger_(&region_->uplink),
+      reopen_backoff_(kReopenInitialNs, kReopenMaxNs) {
   // The supervisor zeroes these for a new session. Non-zero means an earlier
   // uplink process carried this session that far before it was restarted:
-  // the next Data stream continues from there (the backend KILLs it if it
-  // disagrees), and the up ring still holds exactly what was not sent.
-  counter_up_ = slot().data_requests.load(std::memory_order_relaxed);
-  counter_down_ = slot().data_responses.load(std::memory_order_relaxed);
+  // the next Data stream continues from there. The up ring holds what was
+  // not sent, and (extension) what was sent but not acknowledged, which the
+  // ledger can cut into the same DataRequests again.
+  counter_up_ = slot().data_requests.load(std::memory_order_acquire);
+  counter_down_ = slot().data_responses.load(std::memory_order_acquire);
+  uint64_t read = up_.read_pos();
+  auto end = ledger_.end_of(counter_up_);
+  sent_end_ = end && *end >= read && *end <= up_.write_pos() ? *end : read;
 }
 
 Session::~Session() {
@@ -147,8 +159,16 @@ void Session::open_stream_locked(bool resume) {
   down_holding_ = false;
   restart_ = Restart::None;
   cancel_at_ns_ = 0;
+  reopen_at_ns_ = 0;
   open_counter_up_ = counter_up_;
   open_counter_down_ = counter_down_;
+  metadata_seen_ = false;
+  extension_ = false;
+  resend_next_ = resend_to_ = 0;
+  // Part of the next DataResponse may be in the down ring already (this or
+  // an earlier uplink was copying it when its stream broke); a backend that
+  // resends it must not make the device see that part twice.
+  down_skip_ = ledger_.delivered_part(counter_down_ + 1, down_.write_pos());
 
   DataCallInfo call;
   call.device = id_.device;
@@ -159,6 +179,7 @@ void Session::open_stream_locked(bool resume) {
   call.control_metadata = &answer_.metadata;
   std::vector<std::string> skipped;
   Metadata md = data_metadata(env_.config->agent, call, &skipped);
+  md.emplace_back(resume::kMetadataKey, resume::kMetadataValue);
   if (!skipped.empty()) {
     std::string keys;
     for (const auto& k : skipped) keys += (keys.empty() ? "" : ",") + k;
@@ -168,14 +189,18 @@ void Session::open_stream_locked(bool resume) {
 
   ChannelLease lease = env_.pool->acquire();
   ProxyStub* stub = lease.stub();
-  log::info("opening Data stream",
+  // A resume (after a restart of the uplink: one per session at once) is
+  // logged at debug; its failure and what it had to resend are at info.
+  (resume ? log::debug : log::info)("opening Data stream",
             {{"client-metadata", redacted_metadata_json(md, env_.config->agent.token)},
              {"device", answer_.device_label()},
              {"local-addr", id_.local.unmapped().to_string()},
              {"peer-addr", id_.device.unmapped().to_string()},
              {"session-id", id_.session_id},
              {"connection", lease.connection_id()},
-             {"resume", resume ? "true" : "false"}});
+             {"resume", resume ? "true" : "false"},
+             {"counter-up", counter_up_},
+             {"counter-down", counter_down_}});
   stream_ = DataStream::start(
       weak_from_this(), md,
       [stub](grpc::ClientContext* ctx,
@@ -222,20 +247,55 @@ void Session::pump_up_locked() {
     request.Clear();
     request.set_action(pb::DATA_ACTION_KILL);
     in_flight_ = InFlight::Kill;
+    if (extension_) count_request_locked(sent_end_);
     stream_->write();
     return;
   }
   if (end_reason_) return;  // ending without a word to the backend
+  // Nothing before the backend's counters: a resume may start by resending.
+  if (!metadata_seen_) return;
   if (restart_ == Restart::Requested) {
     // Graceful restart asked by the backend: answer in kind, then half-close;
     // the stream's end opens the next one.
     request.Clear();
     request.set_action(pb::DATA_ACTION_RESTART);
     in_flight_ = InFlight::Restart;
+    if (extension_) count_request_locked(sent_end_);
     stream_->write();
     return;
   }
   if (restart_ == Restart::Sent) return;
+  if (extension_ && acked_down_sent_ < counter_down_) {
+    // Lets the backend forget the DataResponses we have in the down ring.
+    request.Clear();
+    request.set_action(static_cast<pb::DataAction>(resume::kActionAck));
+    request.add_data(resume::encode_ack(counter_down_));
+    acked_down_sent_ = counter_down_;
+    in_flight_ = InFlight::Ack;
+    stream_->write();
+    return;
+  }
+  if (resend_next_ != 0) {
+    // A DataRequest the backend missed, exactly as it was first sent (one
+    // that carried only an action goes as an empty one).
+    auto from = ledger_.end_of(resend_next_ - 1);
+    auto to = ledger_.end_of(resend_next_);
+    uint64_t read = up_.read_pos();
+    if (!from || !to || *from < read || *to < *from || *to > sent_end_) {
+      log::error("a DataRequest to resend is no longer in the up ring, killing the session",
+                 {{"session-id", id_.session_id}, {"request", resend_next_}});
+      begin_kill_locked(ipc::SessionEnd::Invalid);
+      pump_up_locked();
+      return;
+    }
+    request.Clear();
+    if (*to > *from)
+      copy_batch(up_, static_cast<size_t>(*to - *from), *request.add_data(),
+                 static_cast<size_t>(*from - read));
+    in_flight_ = InFlight::Resend;
+    stream_->write();
+    return;
+  }
 
   // `closed` before the bytes: the listener publishes its last bytes before
   // it closes, so what we then see available is everything.
@@ -247,13 +307,18 @@ void Session::pump_up_locked() {
     pump_up_locked();
     return;
   }
-  BatchPlan plan = plan_batch(up_);
+  // Extension: at most kRequestWindow DataRequests unacknowledged (the
+  // ledger remembers no more), the acknowledged one included.
+  if (extension_ && counter_up_ - acked_up_ >= shm::kRequestWindow - 1) return;
+  const size_t offset = static_cast<size_t>(sent_end_ - up_.read_pos());
+  BatchPlan plan = plan_batch(up_, kMaxBatchBytes, offset);
   switch (plan.status) {
     case BatchPlan::Status::Ready:
       request.Clear();
-      copy_batch(up_, plan.bytes, *request.add_data());
+      copy_batch(up_, plan.bytes, *request.add_data(), offset);
       in_flight_ = InFlight::Data;
       in_flight_bytes_ = plan.bytes;
+      if (extension_) count_request_locked(sent_end_ + plan.bytes);
       stream_->write();
       return;
     case BatchPlan::Status::Corrupt:
@@ -282,7 +347,28 @@ void Session::pump_up_locked() {
 
 void Session::response_delivered_locked() {
   ++counter_down_;
-  slot().data_responses.store(counter_down_, std::memory_order_relaxed);
+  slot().data_responses.store(counter_down_, std::memory_order_release);
+}
+
+void Session::count_request_locked(uint64_t end) {
+  ++counter_up_;
+  ledger_.record_request(counter_up_, end);  // before the count: see layout.h
+  sent_end_ = end;
+  slot().data_requests.store(counter_up_, std::memory_order_release);
+}
+
+bool Session::acknowledged_locked(uint64_t count) {
+  if (count > counter_up_) return false;
+  if (count <= acked_up_) return true;  // nothing new
+  auto end = ledger_.end_of(count);
+  if (!end || *end > sent_end_) return false;
+  uint64_t read = up_.read_pos();
+  if (*end > read) {
+    up_.consume(static_cast<size_t>(*end - read));
+    notify_listener();  // space freed in up
+  }
+  acked_up_ = count;
+  return true;
 }
 
 void Session::pump_down_locked() {
@@ -296,6 +382,7 @@ void Session::pump_down_locked() {
             {reinterpret_cast<const uint8_t*>(chunk.data()) + down_offset_,
              chunk.size() - down_offset_});
         wrote |= n > 0;
+        down_written_ |= n > 0;
         down_offset_ += n;
         if (down_offset_ < chunk.size()) break;  // ring full: the listener wakes us
       }
@@ -326,17 +413,65 @@ void Session::on_stream_metadata(DataStream& stream, bool ok) {
   slot().data_connected.store(1, std::memory_order_relaxed);
   auto server_up = metadata_value(md, "counter-up");
   auto server_down = metadata_value(md, "counter-down");
-  auto up = server_up ? parse_counter(*server_up) : std::nullopt;
-  auto down = server_down ? parse_counter(*server_down) : std::nullopt;
-  if (up && down && *up == open_counter_up_ && *down == open_counter_down_) return;
-  log::warn("Data stream counters disagree with the backend, killing the session",
-            {{"session-id", id_.session_id},
-             {"counter-up", open_counter_up_},
-             {"counter-down", open_counter_down_},
-             {"server-counter-up", server_up.value_or("missing")},
-             {"server-counter-down", server_down.value_or("missing")}});
-  env_.control->counters.data_streams_failed.fetch_add(1, std::memory_order_relaxed);
-  begin_kill_locked(ipc::SessionEnd::UplinkError);
+  uint64_t up = 0, down = 0;
+  bool readable = server_up && server_down;
+  if (readable) {
+    auto up_parsed = parse_counter(*server_up);
+    auto down_parsed = parse_counter(*server_down);
+    readable = up_parsed.has_value() && down_parsed.has_value();
+    if (readable) {
+      up = *up_parsed;
+      down = *down_parsed;
+    }
+  }
+  bool extension = resume::requested(metadata_value(md, resume::kMetadataKey));
+  resume::Decision d;
+  if (!readable) {
+    d.kill = true;
+    d.why = "counters missing or unreadable";
+  } else {
+    d = resume::agent_decides(extension, open_counter_up_, open_counter_down_, up, down,
+                              ledger_.kept_from(open_counter_up_, up_.read_pos()));
+  }
+  if (d.kill) {
+    log::warn("Data stream counters disagree with the backend, killing the session",
+              {{"session-id", id_.session_id},
+               {"counter-up", open_counter_up_},
+               {"counter-down", open_counter_down_},
+               {"server-counter-up", server_up.value_or("missing")},
+               {"server-counter-down", server_down.value_or("missing")},
+               {"resume-extension", extension ? "true" : "false"},
+               {"reason", d.why}});
+    env_.control->counters.data_streams_failed.fetch_add(1, std::memory_order_relaxed);
+    begin_kill_locked(ipc::SessionEnd::UplinkError);
+    pump_locked();
+    return;
+  }
+  metadata_seen_ = true;
+  extension_ = extension;
+  give_up_at_ns_ = 0;
+  reopen_backoff_.reset();
+  if (extension) {
+    acked_up_ = 0;
+    acknowledged_locked(up);  // what the backend counted is safe with it
+    acked_down_sent_ = open_counter_down_;
+    if (d.resend_from) {
+      resend_next_ = d.resend_from;
+      resend_to_ = d.resend_to;
+    }
+    if (d.resend_from || down > open_counter_down_ || down_skip_)
+      log::info("resuming the Data stream",
+                {{"session-id", id_.session_id},
+                 {"resending-requests", d.resend_from ? d.resend_to - d.resend_from + 1 : 0},
+                 {"backend-resends", down - open_counter_down_},
+                 {"response-bytes-already-delivered", down_skip_}});
+  } else {
+    // The interface's rule: equal counters, nothing to resend, nothing kept.
+    down_skip_ = 0;
+    uint64_t read = up_.read_pos();
+    if (sent_end_ > read) up_.consume(static_cast<size_t>(sent_end_ - read));
+    acked_up_ = counter_up_;
+  }
   pump_locked();
 }
 
@@ -353,6 +488,19 @@ void Session::on_stream_read(DataStream& stream, bool ok) {
   const pb::DataResponse& response = stream_->incoming();
   if (end_reason_) {  // ending: drain the stream, relay nothing
     pump_down_locked();
+    return;
+  }
+  if (static_cast<int>(response.action()) == resume::kActionAck) {
+    std::optional<uint64_t> count;
+    if (extension_ && response.data_size() == 1) count = resume::decode_ack(response.data(0));
+    if (!count || !acknowledged_locked(*count)) {
+      log::warn("invalid acknowledgement from the backend, killing the session",
+                {{"session-id", id_.session_id},
+                 {"acknowledged", count ? std::to_string(*count) : "unreadable"},
+                 {"counter-up", counter_up_}});
+      begin_kill_locked(ipc::SessionEnd::UplinkError);
+    }
+    pump_locked();
     return;
   }
   if (response.action() == pb::DATA_ACTION_KILL) {
@@ -375,6 +523,22 @@ void Session::on_stream_read(DataStream& stream, bool ok) {
     down_holding_ = true;
     down_index_ = 0;
     down_offset_ = 0;
+    if (down_skip_ > 0) {
+      // A resent DataResponse whose start is in the down ring already.
+      uint64_t skip = std::exchange(down_skip_, 0);
+      while (skip > 0 && down_index_ < response.data_size()) {
+        size_t left = response.data(down_index_).size() - down_offset_;
+        size_t n = static_cast<size_t>(std::min<uint64_t>(skip, left));
+        down_offset_ += n;
+        skip -= n;
+        if (down_offset_ == response.data(down_index_).size()) {
+          ++down_index_;
+          down_offset_ = 0;
+        }
+      }
+    } else {
+      ledger_.begin_response(counter_down_ + 1, down_.write_pos());
+    }
   } else {
     response_delivered_locked();
   }
@@ -387,17 +551,29 @@ void Session::on_stream_write(DataStream& stream, bool ok) {
   InFlight done = std::exchange(in_flight_, InFlight::None);
   // Not ok: the stream broke; the bytes stay in the ring and OnDone follows.
   if (!ok) return;
-  ++counter_up_;
-  slot().data_requests.store(counter_up_, std::memory_order_relaxed);
+  if (!extension_ && done != InFlight::Ack && done != InFlight::Resend) {
+    // The interface's rule: a DataRequest counts once gRPC took it, and its
+    // bytes are not kept.
+    count_request_locked(sent_end_ + (done == InFlight::Data ? in_flight_bytes_ : 0));
+    if (done == InFlight::Data) {
+      up_.consume(in_flight_bytes_);
+      notify_listener();  // space freed in up
+    }
+    acked_up_ = counter_up_;
+  }
   switch (done) {
     case InFlight::Data:
       // A full batch leaves a 64 KiB buffer behind; with a thousand
       // sessions after their table dumps that would be 64 MiB kept for
       // nothing, so big buffers are given back.
       if (in_flight_bytes_ > kKeepBufferBytes) stream_->outgoing() = pb::DataRequest();
-      up_.consume(in_flight_bytes_);
       region_->up.messages.fetch_add(1, std::memory_order_relaxed);
-      notify_listener();  // space freed in up
+      break;
+    case InFlight::Resend:
+      if (stream_->outgoing().ByteSizeLong() > kKeepBufferBytes) stream_->outgoing() = pb::DataRequest();
+      if (++resend_next_ > resend_to_) resend_next_ = resend_to_ = 0;
+      break;
+    case InFlight::Ack:
       break;
     case InFlight::Kill:
     case InFlight::Restart:
@@ -444,14 +620,76 @@ void Session::on_stream_done(DataStream& stream, const grpc::Status& status) {
              {"code", status_code_name(status.error_code())},
              {"error", redact(status.error_message(), env_.config->agent.token)}});
   env_.control->counters.data_streams_failed.fetch_add(1, std::memory_order_relaxed);
+  if (retryable(status)) {
+    schedule_reopen_locked(status);
+    return;
+  }
   close_down_locked(shm::RingClose::Abort);
   finish_locked(ipc::SessionEnd::UplinkError);
 }
 
+bool Session::retryable(const grpc::Status& status) const {
+  // Transient: the connection broke, the backend restarted its side or is
+  // overloaded. The others say the call itself is refused.
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void Session::schedule_reopen_locked(const grpc::Status& status) {
+  int64_t now = monotonic_ns();
+  if (give_up_at_ns_ == 0) give_up_at_ns_ = now + kResumeGiveUpNs;
+  if (now >= give_up_at_ns_) {
+    log::warn("giving up resuming the Data stream",
+              {{"session-id", id_.session_id},
+               {"device_ip", device_ip()},
+               {"code", status_code_name(status.error_code())},
+               {"trying-for-s", kResumeGiveUpNs / 1'000'000'000}});
+    close_down_locked(shm::RingClose::Abort);
+    finish_locked(ipc::SessionEnd::UplinkError);
+    return;
+  }
+  phase_ = Phase::Reconnecting;
+  int64_t delay = reopen_backoff_.next_delay_ns();
+  reopen_at_ns_ = now + delay;
+  env_.wake_at(id_.slot, id_.generation, reopen_at_ns_);
+  log::info("Data stream will be resumed", {{"session-id", id_.session_id},
+                                            {"in-ms", delay / 1'000'000},
+                                            {"counter-up", counter_up_},
+                                            {"counter-down", counter_down_}});
+}
+
 // ---- timers and teardown -------------------------------------------------------
+
+void Session::release_idle_down_locked() {
+  if (down_written_) {
+    down_written_ = false;
+    down_dirty_ = true;
+    return;  // still busy: wait for a quiet tick
+  }
+  if (!down_dirty_ || down_holding_ || down_.free_space() != shm::kRingCapacity) return;
+  down_dirty_ = false;
+  down_.release_free_pages();
+}
 
 void Session::tick(int64_t now_ns) {
   std::lock_guard lock(mu_);
+  if (phase_ != Phase::Done) release_idle_down_locked();
+  if (phase_ == Phase::Reconnecting) {
+    if (reopen_at_ns_ && now_ns >= reopen_at_ns_) {
+      env_.control->counters.grpc_reconnects.fetch_add(1, std::memory_order_relaxed);
+      open_stream_locked(true);
+    }
+    return;
+  }
   if (!stream_ || cancel_at_ns_ == 0 || now_ns < cancel_at_ns_ || stream_->let_go_done()) return;
   log::warn("Data stream did not end after KILL, cancelling it",
             {{"session-id", id_.session_id}});
@@ -459,17 +697,37 @@ void Session::tick(int64_t now_ns) {
   let_go_locked();
 }
 
+void Session::deny() {
+  std::lock_guard lock(mu_);
+  if (phase_ == Phase::Done) return;
+  if (phase_ == Phase::AwaitControl || !stream_) {
+    close_down_locked(shm::RingClose::Abort);
+    finish_locked(ipc::SessionEnd::Denied);
+    return;
+  }
+  log::info("device blocked by the backend, killing its session",
+            {{"session-id", id_.session_id}, {"device_ip", device_ip()}});
+  // The backend's KILL would drop the cached answer; ours leaves the cache
+  // alone: it holds the BLOCK_IP that caused this.
+  begin_kill_locked(ipc::SessionEnd::Denied);
+  pump_locked();
+}
+
 void Session::abort() {
   std::lock_guard lock(mu_);
   if (phase_ == Phase::Done) return;
   close_down_locked(shm::RingClose::Abort);
-  if (!stream_) {
+  if (!stream_ || stream_->let_go_done()) {
     finish_locked(ipc::SessionEnd::UplinkError);
     return;
   }
-  if (!end_reason_) end_reason_ = ipc::SessionEnd::UplinkError;
-  stream_->cancel();
-  let_go_locked();
+  // A KILL ends the session at the backend now; a cancelled stream would
+  // keep its collector connection open for the grace period, waiting for a
+  // resume that cannot come (the agent is going away).
+  begin_kill_locked(ipc::SessionEnd::UplinkError);
+  cancel_at_ns_ = monotonic_ns() + kStopKillGraceNs;
+  env_.wake_at(id_.slot, id_.generation, cancel_at_ns_);
+  pump_locked();
 }
 
 }  // namespace kbgp::uplink

@@ -6,7 +6,18 @@
 //        |                     |  ^  RESTART from the backend: finish this
 //        |                     |  |  stream, open the next one with the same
 //        |                     +--+  session-id and the counters so far
+//        |                     |  ^
+//        |      stream failed  v  |  after a backoff: resume on a new stream
+//        |                  Reconnecting --gave up (kResumeGiveUpNs)--> Done
 //        +-- BLOCK_IP / no answer / device aborted --> Done
+//
+// Resuming (common/resume_protocol.h): with a backend that echoes
+// x-kbgp-resume, DataRequests stay in the up ring until the backend
+// acknowledges them (ResumeLedger records where each ends), so the ones a
+// broken stream lost are sent again; DataResponses the backend resends are
+// counted once, and the part of one already copied into the down ring is
+// skipped. Without the echo the interface's strict rule holds: bytes are
+// freed when gRPC took them, and disagreeing counters mean KILL.
 //
 // Every method may be called from any thread (the event thread pumps on
 // wake-ups, gRPC threads deliver reactions); all state is under mu_. Once
@@ -28,7 +39,9 @@
 #include "kentik/ktbgp/v202203beta2/proxy.grpc.pb.h"
 #include "uplink/bidi_stream.h"
 #include "uplink/channel_pool.h"
+#include "uplink/backoff.h"
 #include "uplink/control_answer.h"
+#include "uplink/resume_ledger.h"
 #include "uplink/uplink_config.h"
 
 namespace kbgp::uplink {
@@ -58,7 +71,13 @@ struct SessionEnv {
   // Thread-safe hand-offs to the event thread, run there in call order.
   std::function<void(const DenyNotice&)> denied;
   std::function<void(uint32_t slot, uint32_t generation, ipc::SessionEnd reason)> ended;
+  // Asks for a tick() of the session at (or soon after) monotonic `at_ns`.
+  std::function<void(uint32_t slot, uint32_t generation, int64_t at_ns)> wake_at;
 };
+
+// A Data stream that failed is resumed with backoff for this long; then the
+// session ends (the backend has long dropped it: its grace period is 60 s).
+constexpr int64_t kResumeGiveUpNs = 120'000'000'000;
 
 struct SessionIdentity {
   uint32_t slot = 0;
@@ -82,11 +101,15 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   void on_control_failure(const std::string& why);
   // The rings changed (new up bytes, down space freed, a ring closed).
   void pump();
-  // Event thread, about once a second: cancels a stream that did not end
-  // in time after a KILL.
+  // Event thread, about once a second and when asked by wake_at: cancels a
+  // stream that did not end in time after a KILL, reopens a failed one.
   void tick(int64_t now_ns);
-  // The uplink is going away: cut the stream (or end at once without one).
+  // The uplink is going away: KILL the stream so the backend ends the
+  // session now (or end at once without one).
   void abort();
+  // The backend blocked the device (BLOCK_IP for another of its connections,
+  // or pushed): KILL the Data stream, reset the device connection.
+  void deny();
 
   void on_stream_metadata(DataStream& stream, bool ok) override;
   void on_stream_read(DataStream& stream, bool ok) override;
@@ -94,8 +117,8 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   void on_stream_done(DataStream& stream, const grpc::Status& status) override;
 
  private:
-  enum class Phase { AwaitControl, Streaming, Done };
-  enum class InFlight { None, Data, Kill, Restart };
+  enum class Phase { AwaitControl, Streaming, Reconnecting, Done };
+  enum class InFlight { None, Data, Resend, Ack, Kill, Restart };
   enum class Restart { None, Requested, Sent };
 
   void open_stream_locked(bool resume);
@@ -106,9 +129,18 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   void finish_locked(ipc::SessionEnd reason);
   void close_down_locked(shm::RingClose how);
   void response_delivered_locked();
+  // Counts a DataRequest we are about to write (extension: before the
+  // write; strict: once gRPC took it) and records where it ends.
+  void count_request_locked(uint64_t end);
+  // The backend acknowledged `count` DataRequests: free their ring bytes.
+  bool acknowledged_locked(uint64_t count);
+  bool retryable(const grpc::Status& status) const;
+  void schedule_reopen_locked(const grpc::Status& status);
   void notify_listener();
   void publish_slot_locked(const Metadata* server_metadata);
   void let_go_locked();
+  // Returns the down ring's pages once it is drained and was quiet a tick.
+  void release_idle_down_locked();
   shm::SessionSlot& slot() const;
   std::string device_ip() const;
 
@@ -124,6 +156,13 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   ControlAnswer answer_;
   uint64_t counter_up_ = 0;    // DataRequests written (all streams)
   uint64_t counter_down_ = 0;  // DataResponses received and delivered (all streams)
+  ResumeLedger ledger_;
+  uint64_t sent_end_ = 0;     // up-ring position after the last DataRequest counted
+  uint64_t acked_up_ = 0;     // DataRequests the backend acknowledged
+  uint64_t down_skip_ = 0;    // bytes of the next DataResponse already in the down ring
+  Backoff reopen_backoff_;
+  int64_t reopen_at_ns_ = 0;     // monotonic; 0 = none
+  int64_t give_up_at_ns_ = 0;    // monotonic; 0 = not reconnecting
 
   // State of the current stream, reset when one opens.
   std::shared_ptr<DataStream> stream_;
@@ -135,10 +174,19 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   bool kill_wanted_ = false;
   bool down_closed_ = false;  // we set down.closed (never changed afterwards)
   bool down_holding_ = false;  // stream_->incoming() is not all in the down ring yet
+  // Down-ring pages go back to the system once the ring is drained and a
+  // tick passed without a write (release_idle_down_locked).
+  bool down_written_ = false;  // since the last tick
+  bool down_dirty_ = false;    // written since the last release
   int down_index_ = 0;
   size_t down_offset_ = 0;
   uint64_t open_counter_up_ = 0;
   uint64_t open_counter_down_ = 0;
+  bool metadata_seen_ = false;  // counters compared: writes may start
+  bool extension_ = false;      // the backend echoed x-kbgp-resume
+  uint64_t resend_next_ = 0;    // next kept DataRequest to send again; 0 = none
+  uint64_t resend_to_ = 0;
+  uint64_t acked_down_sent_ = 0;  // counter-down in our last acknowledgement
   Restart restart_ = Restart::None;
   std::optional<ipc::SessionEnd> end_reason_;  // decided; applied when the stream is done
   int64_t cancel_at_ns_ = 0;                   // monotonic; 0 = none

@@ -2,9 +2,12 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <limits>
 
@@ -19,8 +22,23 @@ namespace {
 constexpr int64_t kHeartbeatNs = 1'000'000'000;
 constexpr int64_t kStopGraceNs = 5'000'000'000;
 constexpr uint64_t kTagChannel = 1, kTagUpReady = 2, kTagWake = 3;
+constexpr uint32_t kDefaultDenySeconds = 1200;  // BLOCK_IP without a ttl
 
 bool same_id(const uint8_t a[16], const uint8_t b[16]) { return std::memcmp(a, b, 16) == 0; }
+
+// SIGTERM/SIGINT (also what the kernel sends when the supervisor dies,
+// PR_SET_PDEATHSIG): end every session with a KILL, then exit. Whichever
+// thread takes the signal only sets the flag and wakes the event thread.
+std::atomic<bool> g_stop_signal{false};
+std::atomic<int> g_wake_fd{-1};
+extern "C" void on_stop_signal(int) {
+  g_stop_signal.store(true);
+  int fd = g_wake_fd.load();
+  if (fd >= 0) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);
+  }
+}
 }  // namespace
 
 Uplink::Uplink(WorkerContext& ctx, UplinkConfig config, ChannelFactory factory)
@@ -29,8 +47,31 @@ Uplink::Uplink(WorkerContext& ctx, UplinkConfig config, ChannelFactory factory)
       factory_(std::move(factory)),
       pool_(factory_, config_.multi, &ctx.control->counters) {
   wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  control_ = std::make_shared<ControlClient>(factory_, config_, ctx.control,
-                                             [this] { eventfd_signal(wake_.get()); });
+  control_ = std::make_shared<ControlClient>(
+      factory_, config_, ctx.control, [this] { eventfd_signal(wake_.get()); },
+      [this](const ControlAnswer& a) { post([this, a] { on_pushed(a); }); });
+  Md5Relay::Hooks md5_hooks;
+  md5_hooks.send = [this](const void* msg, size_t len) {
+    return channel_open_ && ipc::send_msg(ctx_.channel.get(), msg, len);
+  };
+  md5_hooks.post = [this](std::function<void()> task) { post(std::move(task)); };
+  md5_hooks.deny = [this](const Endpoint& device, const Endpoint& local, uint32_t ttl_seconds,
+                          uint32_t ttl_counter) {
+    DenyNotice notice;
+    notice.device = device;
+    notice.local = local;
+    notice.ttl_seconds = ttl_seconds;
+    notice.ttl_counter = ttl_counter;
+    notice.slot = shm::kMaxSessions;  // a SYN asked, no session
+    on_denied(notice);
+  };
+  md5_ = std::make_shared<Md5Relay>(ctx.control->config.md5_enabled != 0, control_.get(),
+                                    std::move(md5_hooks));
+  control_->set_key_callback([this](KeyNotice& notice) {
+    // One copy crosses to the event thread; the relay wipes it there.
+    auto copy = std::make_shared<KeyNotice>(notice);
+    post([this, copy] { md5_->on_key_notice(*copy); });
+  });
   env_.control = ctx.control;
   env_.down_ready_fd = ipc::kDownReadyFd;
   env_.config = &config_;
@@ -39,6 +80,9 @@ Uplink::Uplink(WorkerContext& ctx, UplinkConfig config, ChannelFactory factory)
   env_.denied = [this](const DenyNotice& n) { post([this, n] { on_denied(n); }); };
   env_.ended = [this](uint32_t slot, uint32_t generation, ipc::SessionEnd reason) {
     post([=, this] { on_session_ended(slot, generation, reason); });
+  };
+  env_.wake_at = [this](uint32_t slot, uint32_t generation, int64_t at_ns) {
+    post([=, this] { wake_at(slot, generation, at_ns); });
   };
 }
 
@@ -67,6 +111,13 @@ bool Uplink::setup_epoll() {
 
 int Uplink::run() {
   if (!setup_epoll()) return 1;
+  g_wake_fd.store(wake_.get());
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
   control_->tick(monotonic_ns());  // opens the Control stream
   if (!ctx_.send_ready()) {
     log::error("cannot send Ready to the supervisor", {{"error", std::strerror(errno)}});
@@ -83,9 +134,11 @@ int Uplink::run() {
       ctx_.heartbeat();
       for (auto& [slot, session] : sessions_) session->tick(now);
       pool_.collect_idle();
+      md5_->tick(now);
       next_heartbeat = now + kHeartbeatNs;
     }
-    int64_t next = std::min(next_heartbeat, control_->tick(now));
+    if (g_stop_signal.load() && !stopping_) begin_stop("signal received");
+    int64_t next = std::min({next_heartbeat, control_->tick(now), run_timers(now)});
     if (stopping_) {
       if (stopped_cleanly()) return 0;
       if (now >= stop_deadline_ns_) {
@@ -159,6 +212,9 @@ void Uplink::on_channel() {
       case ipc::MsgType::Shutdown:
         begin_stop("shutdown requested");
         break;
+      case ipc::MsgType::Md5Lookup:
+        if (!stopping_) md5_->on_lookup(msg.as<ipc::Md5Lookup>(), monotonic_ns());
+        break;
       default:
         log::warn("unexpected message from the supervisor",
                   {{"type", static_cast<int>(msg.type())}});
@@ -219,6 +275,21 @@ void Uplink::on_add_session(ipc::Received& msg) {
   if (cached) session->on_control_answer(*cached);
 }
 
+void Uplink::wake_at(uint32_t slot, uint32_t generation, int64_t at_ns) {
+  wakes_.push(Wake{at_ns, slot, generation});
+}
+
+int64_t Uplink::run_timers(int64_t now_ns) {
+  while (!wakes_.empty() && wakes_.top().at_ns <= now_ns) {
+    Wake w = wakes_.top();
+    wakes_.pop();
+    auto it = sessions_.find(w.slot);
+    if (it != sessions_.end() && it->second->identity().generation == w.generation)
+      it->second->tick(now_ns);
+  }
+  return wakes_.empty() ? std::numeric_limits<int64_t>::max() : wakes_.top().at_ns;
+}
+
 void Uplink::on_up_ready() {
   eventfd_drain(ipc::kUpReadyFd);
   shm::drain_pending(ctx_.control->up_pending, [&](uint32_t slot) {
@@ -276,6 +347,11 @@ void Uplink::on_denied(const DenyNotice& notice) {
     if (!ipc::send_msg(ctx_.channel.get(), &deny, sizeof deny))
       log::error("cannot send DenyDevice", {{"error", std::strerror(errno)}});
   }
+  // BLOCK_IP blocks every connection from the device: the ones still
+  // relayed end too (the one that asked is done already).
+  for (auto& [slot, session] : sessions_)
+    if (session->identity().device.same_address(notice.device)) session->deny();
+
   // Once per deny period and device, as the vendor's agent does (several
   // sessions may have been accepted before the supervisor got the deny).
   std::string ip = notice.device.unmapped().address_string();
@@ -283,14 +359,67 @@ void Uplink::on_denied(const DenyNotice& notice) {
   for (auto it = deny_logged_until_.begin(); it != deny_logged_until_.end();)
     it = it->second <= now ? deny_logged_until_.erase(it) : std::next(it);
   if (deny_logged_until_.count(ip)) return;
-  deny_logged_until_[ip] = now + static_cast<int64_t>(notice.ttl_seconds) * 1'000'000'000;
+  // The supervisor takes ttl 0 as the interface's 1200 s; so does the log.
+  uint32_t period_s = notice.ttl_seconds ? notice.ttl_seconds : kDefaultDenySeconds;
+  deny_logged_until_[ip] = now + static_cast<int64_t>(period_s) * 1'000'000'000;
+  auto address = [](const Endpoint& e) { return e.family ? e.unmapped().to_string() : ""; };
   log::info("Deny-listed an INVALID / UNKNOWN device",
             {{"device_ip", ip},
-             {"local-addr", notice.local.unmapped().to_string()},
-             {"peer-addr", notice.device.unmapped().to_string()},
+             {"local-addr", address(notice.local)},
+             {"peer-addr", address(notice.device)},
              {"sessid", notice.session_id},
              {"ttl_counter", notice.ttl_counter},
              {"ttl_seconds", notice.ttl_seconds}});
+}
+
+void Uplink::on_pushed(const ControlAnswer& answer) {
+  auto device = Endpoint::parse_address(answer.device_ip);
+  if (!device) {
+    log::warn("pushed Control answer without a usable device_ip",
+              {{"device_ip", answer.device_ip}});
+    return;
+  }
+  device->port = static_cast<uint16_t>(answer.device_port);
+  std::string ip = device->unmapped().address_string();
+  if (!answer.blocked()) {
+    auto it = deny_logged_until_.find(ip);
+    if (it == deny_logged_until_.end() || it->second <= monotonic_ns()) return;
+    // We had it deny-listed: the backend accepts it again, so its next
+    // connection is let in (and a later block is logged again).
+    deny_logged_until_.erase(it);
+    send_allow(*device);
+    return;
+  }
+  DenyNotice notice;
+  notice.device = *device;
+  if (auto local = Endpoint::parse_address(answer.proxy_ip)) {
+    notice.local = *local;
+    notice.local.port = static_cast<uint16_t>(answer.proxy_port);
+  }
+  notice.ttl_seconds = answer.ttl_seconds;
+  notice.ttl_counter = answer.ttl_counter;
+  notice.slot = shm::kMaxSessions;  // no session asked
+  // The log line names a live session of the device, if there is one.
+  for (auto& [slot, session] : sessions_) {
+    const SessionIdentity& id = session->identity();
+    if (!id.device.same_address(*device)) continue;
+    notice.device = id.device;
+    notice.local = id.local;
+    notice.session_id = id.session_id;
+    notice.slot = id.slot;
+    notice.generation = id.generation;
+    break;
+  }
+  on_denied(notice);
+}
+
+void Uplink::send_allow(const Endpoint& device) {
+  if (!channel_open_) return;
+  auto allow = ipc::make<ipc::AllowDevice>(ipc::MsgType::AllowDevice);
+  allow.device = device;
+  allow.device.port = 0;
+  if (!ipc::send_msg(ctx_.channel.get(), &allow, sizeof allow))
+    log::error("cannot send AllowDevice", {{"error", std::strerror(errno)}});
 }
 
 }  // namespace kbgp::uplink

@@ -15,6 +15,10 @@ struct UplinkConfig {
   std::string tls_server_name;  // overrides the name checked in the certificate
   bool insecure = false;        // plaintext
   uint32_t multi = 10;          // Data streams per gRPC connection
+  bool log_export = false;       // the log ring is attached and to be exported
+  std::string log_export_url;    // docs/export.md
+  std::string metrics_export_url;
+  std::string grpc_proxy;       // grpc.http_proxy for the relay (proxy_relay.h); empty = direct
   AgentIdentity agent;          // email, token, site id, version, instance
 };
 

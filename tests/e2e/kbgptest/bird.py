@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 
+from . import net
 from .errors import TestFailure
 from .routes import canonical_prefix, split_by_family
 
@@ -107,6 +108,25 @@ class Bird:
 
     def state(self, proto):
         return self.protocol_info(proto)["state"]
+
+    def protocol_states(self):
+        """{protocol name: BGP state} of every BGP protocol, from one
+        `show protocols` (cheap with a thousand protocols, unlike
+        protocol_info per protocol). The state is BIRD's Info column:
+        "Established", "Active", "Connect", "Idle", ... ("Down" when the
+        protocol is disabled)."""
+        out = {}
+        for line in self.birdc("show protocols"):
+            parts = line.split()
+            if len(parts) < 5 or parts[1] != "BGP":
+                continue
+            # Name Proto Table State Since [Info...]; Since is a time, or a
+            # date and a time: words that start with a digit.
+            rest = parts[4:]
+            while rest and rest[0][:1].isdigit():
+                rest = rest[1:]
+            out[parts[0]] = "Down" if parts[3] == "down" else (rest[0] if rest else parts[3])
+        return out
 
     def routes(self, proto=None):
         """Every route in master4 and master6 (of protocol `proto` if
@@ -219,10 +239,11 @@ class BirdDevice(Bird):
 
     kind = "bird"
 
-    def __init__(self, ctx, ip, asn, routes, peer_ip, peer_port, peer_asn, name=None):
+    def __init__(self, ctx, ip, asn, routes, peer_ip, peer_port, peer_asn, name=None, password=None):
         super().__init__(ctx, name or "device_%s" % ip.replace(".", "_"))
         self.ip = ip
         self.asn = asn
+        self.password = password  # TCP-MD5 key of the session, None for none
         self.routes_list = list(routes)
         self.peer_ip = peer_ip
         self.peer_port = peer_port
@@ -305,13 +326,24 @@ class BirdDevice(Bird):
                 "  connect retry time 1;\n"
                 "  error wait time 1, 5;\n"
                 "  debug { states, events };\n"
+                "%s"
                 "  ipv4 { import none; %s next hop address %s; };\n"
                 "  ipv6 { import none; %s next hop address %s; };\n"
                 "}\n" % (self.ip, self.routes_file, self.proto, self.ip, self.local_port, self.asn,
                          self.peer_ip, self.peer_port, self.peer_asn,
+                         '  password "%s";\n' % self.password if self.password else "",
                          export, self.next_hop4, export, self.next_hop6))
         with open(self.conf, "w") as f:
             f.write(conf)
+
+    def set_password(self, password):
+        """A new TCP-MD5 key (None: none) via `birdc configure`: BIRD
+        restarts the session with it."""
+        self.password = password
+        self.write_config()
+        out = self.birdc("configure", timeout=60)
+        if not any("Reconfigured" in l or "Reconfiguration in progress" in l for l in out):
+            raise TestFailure("birdc configure on %s: %s" % (self.name, " | ".join(out)))
 
     def set_routes(self, routes):
         """Announces exactly `routes` from now on (withdraws the rest)."""
@@ -330,3 +362,164 @@ class BirdDevice(Bird):
     def peer_router_id(self):
         """The BGP identifier in the OPEN the device received."""
         return self.protocol_info(self.proto)["neighbor_id"]
+
+
+def scale_addresses(count, block=10):
+    """`count` distinct device addresses 127.<block>.x.y (y = 1..250), for
+    tests with many devices: [127.10.0.1, ..., 127.10.0.250, 127.10.1.1, ...]."""
+    return ["127.%d.%d.%d" % (block, i // 250, i % 250 + 1) for i in range(count)]
+
+
+def scale_asn(index):
+    """A 4-byte private ASN per device index (RFC 6996)."""
+    return 4200000000 + index
+
+
+class BirdMultiDevice(Bird):
+    """Many routers in one BIRD process: one BGP session (protocol) per
+    entry of `sessions` [(source ip, asn)], each from its own 127.x.y.z
+    address with its own ASN and router id, all announcing the same
+    `prefixes` (IPv4 strings, blackhole statics).
+
+    BIRD runs at most one session per neighbor (address, port) at a time
+    (it locks the neighbor), so session i peers with `peers[i]`, one of the
+    agent's listening endpoints [(ip, port)]: a process holds at most
+    len(peers) sessions (DeviceFleet spreads more over several processes).
+
+    The first `enabled` sessions (default all) start enabled; enable() and
+    disable() change that one by one. Each protocol also listens on its own
+    source address at one shared port (`strict bind`)."""
+
+    kind = "bird-multi"
+
+    def __init__(self, ctx, name, sessions, prefixes, peers, peer_asn, enabled=None, passwords=None):
+        super().__init__(ctx, name)
+        self.sessions = list(sessions)
+        # TCP-MD5 key of each session (None or a missing entry: none)
+        self.passwords = list(passwords or [])
+        if len(self.sessions) > len(peers):
+            raise TestFailure("%s: %d sessions but only %d agent endpoints: BIRD runs one session per "
+                              "neighbor address and port" % (name, len(self.sessions), len(peers)))
+        self.prefixes = list(prefixes)
+        self.peers = list(peers)
+        self.peer_asn = peer_asn
+        self.enabled = set(range(len(self.sessions) if enabled is None else enabled))
+        ips = [ip for ip, _ in self.sessions]
+        self.local_port = net.free_port(ips[0], also_free_on=ips[1:])
+
+    @staticmethod
+    def proto(index):
+        return "d%d" % index
+
+    def write_config(self):
+        parts = ["log stderr all;",
+                 "router id %s;" % self.sessions[0][0],
+                 "protocol device {}",
+                 "protocol static routes4 {\n  ipv4;\n%s\n}" % "\n".join(
+                     "  route %s blackhole;" % p for p in self.prefixes),
+                 "template bgp device_session {\n"
+                 # Listen on the session's own address, not on 0.0.0.0:port,
+                 # where any other process's socket on that port collides.
+                 "  strict bind on;\n"
+                 "  multihop;\n"
+                 "  connect delay time 1;\n"
+                 "  connect retry time 1;\n"
+                 "  error wait time 1, 5;\n"
+                 "  ipv4 { import none; export all; next hop address 192.0.2.1; };\n"
+                 "}"]
+        for i, (ip, asn) in enumerate(self.sessions):
+            peer_ip, peer_port = self.peers[i]
+            password = self.passwords[i] if i < len(self.passwords) else None
+            parts.append("protocol bgp %s from device_session { local %s port %d as %d; "
+                         "neighbor %s port %d as %d; router id %s;%s%s }" % (
+                             self.proto(i), ip, self.local_port, asn, peer_ip, peer_port, self.peer_asn,
+                             ip, ' password "%s";' % password if password else "",
+                             "" if i in self.enabled else " disabled;"))
+        with open(self.conf, "w") as f:
+            f.write("\n".join(parts) + "\n")
+
+    def _switch(self, command, indexes):
+        for i in indexes:
+            out = self.birdc("%s %s" % (command, self.proto(i)))
+            if not any(("enabled" in l or "disabled" in l) for l in out):
+                raise TestFailure("birdc %s %s on %s: %s" % (command, self.proto(i), self.name,
+                                                             " | ".join(out)))
+            (self.enabled.add if command == "enable" else self.enabled.discard)(i)
+
+    def enable(self, indexes):
+        self._switch("enable", indexes)
+
+    def disable(self, indexes):
+        self._switch("disable", indexes)
+
+    def enable_all(self):
+        """Every session at once (one birdc command)."""
+        out = self.birdc('enable "d*"')
+        if not any("enabled" in l for l in out):
+            raise TestFailure("birdc enable on %s: %s" % (self.name, " | ".join(out)))
+        self.enabled = set(range(len(self.sessions)))
+
+    def states(self):
+        """{source ip: BGP state} of every session."""
+        by_proto = self.protocol_states()
+        return {ip: by_proto.get(self.proto(i)) for i, (ip, _) in enumerate(self.sessions)}
+
+
+class DeviceFleet:
+    """`sessions` [(source ip, asn)] spread over as many BirdMultiDevice
+    processes as the agent's endpoints `peers` require (len(peers) sessions
+    each), named name0, name1, ... Sessions are addressed by their index in
+    `sessions` throughout."""
+
+    def __init__(self, ctx, name, sessions, prefixes, peers, peer_asn, enabled=None, passwords=None):
+        self.sessions = list(sessions)
+        passwords = list(passwords or [])
+        per = len(peers)
+        enabled = len(self.sessions) if enabled is None else enabled
+        self.birds = []
+        for k, first in enumerate(range(0, len(self.sessions), per)):
+            chunk = self.sessions[first:first + per]
+            on = max(0, min(len(chunk), enabled - first))
+            self.birds.append(BirdMultiDevice(ctx, "%s%d" % (name, k), chunk, prefixes, peers, peer_asn,
+                                              enabled=on, passwords=passwords[first:first + per]))
+        self.per = per
+
+    def start(self):
+        for b in self.birds:
+            b.start()
+        return self
+
+    def stop(self):
+        for b in self.birds:
+            b.stop()
+
+    def _split(self, indexes):
+        by_bird = {}
+        for i in indexes:
+            by_bird.setdefault(i // self.per, []).append(i % self.per)
+        return by_bird
+
+    def enable(self, indexes):
+        for k, local in self._split(indexes).items():
+            self.birds[k].enable(local)
+
+    def disable(self, indexes):
+        for k, local in self._split(indexes).items():
+            self.birds[k].disable(local)
+
+    def enable_all(self):
+        for b in self.birds:
+            b.enable_all()
+
+    def states(self):
+        out = {}
+        for b in self.birds:
+            out.update(b.states())
+        return out
+
+    def established_count(self):
+        return sum(1 for s in self.states().values() if s == "Established")
+
+    def poke(self):
+        for b in self.birds:
+            b.poke()

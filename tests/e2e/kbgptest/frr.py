@@ -21,10 +21,11 @@ class FrrError(Exception):
 class FrrDevice:
     kind = "frr"
 
-    def __init__(self, ctx, ip, asn, routes, peer_ip, peer_port, peer_asn, name=None):
+    def __init__(self, ctx, ip, asn, routes, peer_ip, peer_port, peer_asn, name=None, password=None):
         self.ctx = ctx
         self.ip = ip
         self.asn = asn
+        self.password = password  # TCP-MD5 key of the session, None for none
         self.routes_list = list(routes)
         self.peer_ip = peer_ip
         self.peer_port = peer_port
@@ -96,6 +97,7 @@ class FrrDevice:
                   " neighbor %s update-source %s" % (p, self.ip),
                   " neighbor %s disable-connected-check" % p,
                   " neighbor %s timers connect 1" % p,
+                  *([" neighbor %s password %s" % (p, self.password)] if self.password else []),
                   " address-family ipv4 unicast",
                   "  neighbor %s activate" % p,
                   "  neighbor %s route-map NEXTHOP4 out" % p,

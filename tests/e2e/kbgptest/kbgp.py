@@ -107,10 +107,10 @@ def _field(obj, key):
 
 class Ingest:
     """kbgp-ingest with TLS (or plaintext), a credentials file and a device
-    registry."""
+    registry. `extra_args`: more flags (e.g. ["--control-ttl", "2"])."""
 
     def __init__(self, ctx, binaries, port, tls, devices, collector, email=EMAIL, token=TOKEN,
-                 plaintext=False, log_level="info", name="kbgp-ingest"):
+                 plaintext=False, log_level="info", name="kbgp-ingest", extra_args=()):
         self.ctx = ctx
         self.binaries = binaries
         self.name = name
@@ -118,8 +118,11 @@ class Ingest:
         self.tls = tls
         self.plaintext = plaintext
         self.log_level = log_level
-        self.creds_path = ctx.path("creds.json")
-        self.registry_path = ctx.path("registry.json")
+        self.extra_args = list(extra_args)
+        # A second backend in the same test gets its own files.
+        prefix = "" if name == "kbgp-ingest" else name + "-"
+        self.creds_path = ctx.path(prefix + "creds.json")
+        self.registry_path = ctx.path(prefix + "registry.json")
         with open(self.creds_path, "w") as f:
             json.dump({"credentials": [{"email": email, "token": token}]}, f, indent=2)
         os.chmod(self.creds_path, 0o600)
@@ -128,20 +131,41 @@ class Ingest:
         self.log = LogFile(ctx.log_path(name))
 
     def write_registry(self, devices, collector):
-        """devices: device IPs; collector: "ip:port" of the collector."""
+        """devices: device IPs, or dicts with "device_ip" and any registry
+        fields to set (site_id, device_id, collector, ...); collector:
+        "ip:port" of the collector (the default for every entry). Rewriting
+        a running backend's registry takes effect on reload() (SIGHUP)."""
         entries = []
-        for ip in devices:
+        for dev in devices:
+            over = dict(dev) if isinstance(dev, dict) else {"device_ip": dev}
+            ip = over["device_ip"]
             octet = int(ip.split(".")[-1])
-            entries.append({"device_ip": ip, "site_id": 0, "company_id": 1001, "device_id": octet,
-                            "device_name": "router%d" % octet, "md5_key": "",
-                            "collector": collector, "source_ip": ip})
-        with open(self.registry_path, "w") as f:
+            entry = {"device_ip": ip, "site_id": 0, "company_id": 1001, "device_id": octet,
+                     "device_name": "router%d" % octet, "md5_key": "",
+                     "collector": collector, "source_ip": ip}
+            entry.update(over)
+            entries.append(entry)
+        tmp = self.registry_path + ".new"
+        with open(tmp, "w") as f:
             json.dump({"devices": entries}, f, indent=2)
+        os.replace(tmp, self.registry_path)
+
+    def reload(self):
+        """SIGHUP: the backend re-reads its registry and credentials."""
+        os.kill(self.proc.pid, 1)
+
+    def control_answers(self, device_ip, since=0):
+        """The backend's log lines answering a ControlRequest for
+        `device_ip` (a known device at --log-level debug: "control answer";
+        an unknown one: "unknown device, answered BLOCK_IP"): one per
+        ControlRequest the agents sent, none for keepalives."""
+        return [l for l in self.log.find("control answer", since=since, device_ip=device_ip)] + \
+            [l for l in self.log.find("unknown device, answered BLOCK_IP", since=since, device_ip=device_ip)]
 
     def start(self, timeout=20):
         argv = [self.binaries.ingest, "--listen", "127.0.0.1:%d" % self.port,
                 "--credentials", self.creds_path, "--registry", self.registry_path,
-                "--log-level", self.log_level]
+                "--log-level", self.log_level, *self.extra_args]
         if self.plaintext:
             argv.append("--plaintext")
         else:
@@ -161,11 +185,13 @@ class Ingest:
 
 
 class Agent:
-    """kbgp, started as root; it starts its three workers itself."""
+    """kbgp, started as root; it starts its three workers itself. It listens
+    on 127.0.0.1:listen_port and on 127.0.0.1 at every port of
+    `more_listen_ports` (endpoints() lists them all)."""
 
     def __init__(self, ctx, binaries, listen_port, target_port, tls, metrics_port,
                  email=EMAIL, token=TOKEN, user="kbgp", log_level="info", name="kbgp",
-                 extra_args=()):
+                 extra_args=(), more_listen_ports=(), env=None):
         self.ctx = ctx
         self.binaries = binaries
         self.name = name
@@ -178,8 +204,16 @@ class Agent:
         self.user = user
         self.log_level = log_level
         self.extra_args = list(extra_args)
+        self.more_listen_ports = list(more_listen_ports)
+        # Variables added to (value None: removed from) the agent's
+        # environment, e.g. HTTPS_PROXY.
+        self.env = dict(env or {})
         self.proc = None
         self.log = LogFile(ctx.log_path(name))
+
+    def endpoints(self):
+        """[(ip, port)] where the agent accepts devices."""
+        return [("127.0.0.1", p) for p in [self.listen_port] + self.more_listen_ports]
 
     @property
     def pid(self):
@@ -195,9 +229,16 @@ class Agent:
                 "--tls-ca-file", self.tls.ca_cert, "--tls-server-name", "localhost",
                 "--metrics-addr", "127.0.0.1", "--metrics-port", str(self.metrics_port),
                 "--log-level", self.log_level, "--user", self.user, *self.extra_args]
+        for port in self.more_listen_ports:
+            argv += ["--listen", "127.0.0.1:%d" % port]
         # The token goes in the environment, not in argv (visible in ps).
         env = dict(os.environ)
         env["KENTIK_API_TOKEN"] = self.token
+        for k, v in self.env.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         self.proc = self.ctx.spawn(self.name, argv, env=env)
 
         # /hc says 200 only once the Control stream is up, which may wait
@@ -223,6 +264,16 @@ class Agent:
 
     def session(self, device_ip):
         return http_get_json(self.url("/admin/sessions/%s" % device_ip))
+
+    def metrics(self):
+        """(HTTP status, body text) of GET /metrics."""
+        return http_get(self.url("/metrics"))
+
+    def uplink_pid(self):
+        for p in self.processes():
+            if p["comm"] == "kbgp-uplink":
+                return p["pid"]
+        return None
 
     def control_connected(self):
         try:

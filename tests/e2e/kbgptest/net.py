@@ -4,6 +4,7 @@ import errno
 import json
 import random
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -144,3 +145,26 @@ def connect_and_watch(src, dst, port, timeout):
             got += chunk
     finally:
         s.close()
+
+
+def established_to(port, addr="127.0.0.1"):
+    """The ESTABLISHED TCP connections to addr:port, seen from the
+    connecting side, as a set of "ip:port" local ends (from `ss -tn`)."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", "( dport = :%d )" % port],
+                         capture_output=True, text=True, check=True).stdout
+    ends = set()
+    for line in out.splitlines():
+        parts = line.split()
+        # gRPC uses IPv6 sockets: IPv4 shows as [::ffff:127.0.0.1]:port.
+        if len(parts) >= 4 and _unmapped(parts[3]) == "%s:%d" % (addr, port):
+            ends.add(_unmapped(parts[2]))
+    return ends
+
+
+def _unmapped(end):
+    """"[::ffff:1.2.3.4]:5" -> "1.2.3.4:5"; anything else as it is."""
+    if end.startswith("[::ffff:") and "]:" in end:
+        host, _, port = end[len("[::ffff:"):].partition("]:")
+        if host.count(".") == 3:
+            return "%s:%s" % (host, port)
+    return end

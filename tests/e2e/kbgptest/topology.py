@@ -39,41 +39,47 @@ class Topology:
         self.collector = BirdCollector(self.ctx, COLLECTOR_IP, port, COLLECTOR_ASN, peers,
                                        name=self.tag + "collector")
         self.ctx.step("collector BIRD on %s:%d (AS %d), peers %s" % (
-            COLLECTOR_IP, port, COLLECTOR_ASN, ", ".join(ip for ip, _ in peers)))
+            COLLECTOR_IP, port, COLLECTOR_ASN, _ip_list([ip for ip, _ in peers])))
         return self.collector.start()
 
     def start_ingest(self, registered_ips, **kw):
         """kbgp-ingest with fresh TLS material; `registered_ips` are the
-        devices in its registry, all terminating at the collector."""
+        devices in its registry, all terminating at the collector (or dicts
+        of registry fields, see Ingest.write_registry)."""
         self._need_kbgp()
         self.tls = make_tls(self.ctx.path("tls"))
         port = self.ctx.free_port(AGENT_IP)
         self.ingest = Ingest(self.ctx, self.ctx.binaries, port, self.tls, registered_ips,
                              "%s:%d" % (COLLECTOR_IP, self.collector.port), **kw)
-        self.ctx.step("kbgp-ingest on 127.0.0.1:%d (TLS), registry: %s" % (port, ", ".join(registered_ips)))
+        self.ctx.step("kbgp-ingest on 127.0.0.1:%d (TLS), registry: %s" % (
+            port, _ip_list([d["device_ip"] if isinstance(d, dict) else d for d in registered_ips])))
         return self.ingest.start()
 
-    def start_agent(self, name="kbgp", token=TOKEN, **kw):
+    def start_agent(self, name="kbgp", token=TOKEN, listeners=1, **kw):
+        """kbgp aimed at the topology's kbgp-ingest, listening on
+        `listeners` ports of 127.0.0.1 (at most 16)."""
         self._need_kbgp()
+        more = [self.ctx.free_port(AGENT_IP) for _ in range(listeners - 1)]
         agent = Agent(self.ctx, self.ctx.binaries, self.ctx.free_port(AGENT_IP), self.ingest.port,
-                      self.tls, self.ctx.free_port(AGENT_IP), token=token, name=name, **kw)
+                      self.tls, self.ctx.free_port(AGENT_IP), token=token, name=name,
+                      more_listen_ports=more, **kw)
         self.ctx.step("%s listening on %s:%d, status API on :%d, target 127.0.0.1:%d" % (
             name, AGENT_IP, agent.listen_port, agent.metrics_port, self.ingest.port))
         agent.start()
         self.agents.append(agent)
         return agent
 
-    def start_device(self, kind, ip, asn, routes, agent=None):
+    def start_device(self, kind, ip, asn, routes, agent=None, password=None):
         """A BIRD ("bird") or FRR ("frr") device announcing `routes`, peering
         with `agent` (kbgp path; default: the first agent) or directly with
-        the collector (direct path)."""
+        the collector (direct path); `password`: its TCP-MD5 key."""
         if self.path == "kbgp":
             agent = agent or self.agents[0]
             peer_ip, peer_port = AGENT_IP, agent.listen_port
         else:
             peer_ip, peer_port = COLLECTOR_IP, self.collector.port
         cls = {"bird": BirdDevice, "frr": FrrDevice}[kind]
-        dev = cls(self.ctx, ip, asn, routes, peer_ip, peer_port, COLLECTOR_ASN)
+        dev = cls(self.ctx, ip, asn, routes, peer_ip, peer_port, COLLECTOR_ASN, password=password)
         v4, v6 = split_by_family(routes)
         self.ctx.step("%s device %s (AS %d) -> %s:%d, %d IPv4 + %d IPv6 routes" % (
             kind, ip, asn, peer_ip, peer_port, len(v4), len(v6)))
@@ -193,3 +199,10 @@ class Topology:
         v4, v6 = split_by_family(routes)
         self.ctx.step("collector's routes from %s match exactly: %d IPv4 + %d IPv6 prefixes, every "
                       "attribute set as configured" % (device.ip, len(v4), len(v6)))
+
+
+def _ip_list(ips, limit=8):
+    """"a, b, c" -- or the first few and a count, for long lists."""
+    if len(ips) <= limit:
+        return ", ".join(ips)
+    return "%s, ... (%d in all)" % (", ".join(ips[:limit]), len(ips))

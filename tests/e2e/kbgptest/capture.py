@@ -1,0 +1,116 @@
+"""An independent witness of TCP SYNs on loopback: a packet socket on `lo`
+(root), read by a thread, recording every inbound IPv4 TCP SYN (no ACK) to
+the given ports with whether it carries the TCP-MD5 option (kind 19).
+Outgoing copies (lo shows every packet twice) are skipped."""
+
+import ctypes
+import socket
+import struct
+import threading
+import time
+
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+PACKET_OUTGOING = 4
+SO_ATTACH_FILTER = 26
+SKF_AD_OFF = -0x1000
+SKF_AD_PROTOCOL = 0
+SKF_AD_PKTTYPE = 4
+
+
+def _syn_filter():
+    """Classic BPF: inbound IPv4 TCP SYNs without ACK, nothing else. Without
+    it the socket would queue every packet on lo (BGP updates, gRPC) and
+    drop SYNs when the reader falls behind."""
+    ld_w_abs, ld_b_abs, ldx_msh, ld_b_ind = 0x20, 0x30, 0xb1, 0x50
+    and_k, jeq_k, ret_k = 0x54, 0x15, 0x06
+    anc = lambda what: (SKF_AD_OFF + what) & 0xffffffff  # noqa: E731
+    insns = [
+        (ld_w_abs, 0, 0, anc(SKF_AD_PKTTYPE)),
+        (jeq_k, 8, 0, PACKET_OUTGOING),   # -> drop
+        (ld_w_abs, 0, 0, anc(SKF_AD_PROTOCOL)),
+        (jeq_k, 0, 6, ETH_P_IP),          # else drop
+        (ld_b_abs, 0, 0, 9),
+        (jeq_k, 0, 4, 6),                 # TCP, else drop
+        (ldx_msh, 0, 0, 0),
+        (ld_b_ind, 0, 0, 13),
+        (and_k, 0, 0, 0x12),
+        (jeq_k, 1, 0, 0x02),              # SYN without ACK -> accept
+        (ret_k, 0, 0, 0),
+        (ret_k, 0, 0, 256),
+    ]
+    return insns
+
+
+def _md5_option(options):
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:
+            return False
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(options) or options[i + 1] < 2:
+            return False
+        if kind == 19:
+            return True
+        i += options[i + 1]
+    return False
+
+
+class SynWatcher:
+    def __init__(self, ports, interface="lo"):
+        self.ports = set(ports)
+        self.interface = interface
+        self.syns = []  # (monotonic time, src ip, src port, dst port, md5)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        # Protocol 0 receives nothing until bind: the filter is in place first.
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+        insns = _syn_filter()
+        self._prog = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
+        fprog = struct.pack("HL", len(insns), ctypes.addressof(self._prog))
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        self._sock.bind((interface, ETH_P_ALL))
+        self._sock.settimeout(0.2)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                data, addr = self._sock.recvfrom(256)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if addr[1] != ETH_P_IP or addr[2] == PACKET_OUTGOING or len(data) < 20:
+                continue
+            ihl = (data[0] & 0x0F) * 4
+            if data[9] != 6 or len(data) < ihl + 20:
+                continue
+            sport, dport = struct.unpack("!HH", data[ihl:ihl + 4])
+            flags = data[ihl + 13]
+            if dport not in self.ports or (flags & 0x12) != 0x02:
+                continue
+            doff = (data[ihl + 12] >> 4) * 4
+            md5 = _md5_option(data[ihl + 20:ihl + doff])
+            src = socket.inet_ntoa(data[12:16])
+            with self._lock:
+                self.syns.append((time.monotonic(), src, sport, dport, md5))
+
+    def from_source(self, ip, md5=None):
+        """The SYNs seen from `ip` (only signed / unsigned ones if md5 is
+        True / False)."""
+        with self._lock:
+            return [s for s in self.syns if s[1] == ip and (md5 is None or s[4] == md5)]
