@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/uuid.h"
+#include "config.h"
 #include "listener/tcp_accounting.h"
 
 namespace kbgp::listener {
@@ -21,6 +22,28 @@ namespace {
 constexpr int kChannelBatch = 64;  // messages per channel wake-up, for fairness
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+#ifdef KBGP_TEST_TRIGGERS
+// Test-only crash points (./configure --enable-test-triggers): SIGUSR1 makes
+// the listener die right after its next device read, before recording it;
+// SIGURG right after its next device write, before recording it. The two
+// windows a restarted listener settles from the kernel's byte counts
+// (tests/e2e/test_restart_workers.py).
+volatile sig_atomic_t g_crash_after_read = 0;
+volatile sig_atomic_t g_crash_after_write = 0;
+void arm_crash_after_read(int) { g_crash_after_read = 1; }
+void arm_crash_after_write(int) { g_crash_after_write = 1; }
+void crash_point(volatile sig_atomic_t& armed) {
+  if (!armed) return;
+  static const char kMsg[] = "test trigger: listener dies at a crash point\n";
+  ssize_t ignored = ::write(2, kMsg, sizeof kMsg - 1);
+  (void)ignored;
+  ::_exit(99);
+}
+#define KBGP_CRASH_POINT(flag) crash_point(flag)
+#else
+#define KBGP_CRASH_POINT(flag) ((void)0)
+#endif
 
 // Makes the connection's last close abortive (RST). Our close is not the
 // last one: the supervisor keeps a duplicate of every device socket, and
@@ -87,6 +110,10 @@ bool Listener::start() {
     }
   }
   ::signal(SIGPIPE, SIG_IGN);
+#ifdef KBGP_TEST_TRIGGERS
+  ::signal(SIGUSR1, arm_crash_after_read);
+  ::signal(SIGURG, arm_crash_after_write);
+#endif
 
   channel_ev_.reset(event_new(base_, ctx_.channel.get(), EV_READ | EV_PERSIST, channel_cb, this));
   down_ready_ev_.reset(event_new(base_, down_ready_fd_, EV_READ | EV_PERSIST, down_ready_cb, this));
@@ -384,6 +411,7 @@ void Listener::on_device_readable(Session& s) {
     n = ::readv(s.sock.get(), iov, space.second.empty() ? 1 : 2);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
+    KBGP_CRASH_POINT(g_crash_after_read);
     s.assembler->commit_read(static_cast<size_t>(n));
     pump_up(s);
     return;
@@ -509,6 +537,7 @@ void Listener::pump_down(Session& s) {
       return end_session(s, ipc::SessionEnd::DeviceError, CloseHow::Abortive);
     }
     size_t sent = static_cast<size_t>(n);
+    KBGP_CRASH_POINT(g_crash_after_write);
     size_t first = std::min(sent, spans.first.size());
     auto open = s.down_framing->feed(spans.first.first(first));
     if (sent > first) {
