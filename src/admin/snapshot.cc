@@ -52,9 +52,16 @@ bool read_session(const shm::SessionSlot& slot, uint32_t index, SessionSnapshot*
 
 std::vector<SessionSnapshot> read_sessions(const shm::ControlRegion& region) {
   std::vector<SessionSnapshot> sessions;
-  for (uint32_t i = 0; i < shm::kMaxSessions; ++i) {
-    SessionSnapshot s;
-    if (read_session(region.sessions[i], i, &s)) sessions.push_back(s);
+  // Only the slots the supervisor marked in use: the pages of slots never
+  // used are then never touched (layout.h slots_in_use).
+  for (uint32_t word = 0; word < shm::kMaxSessions / 64; ++word) {
+    uint64_t bits = region.slots_in_use[word].load(std::memory_order_acquire);
+    while (bits) {
+      uint32_t i = word * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+      bits &= bits - 1;
+      SessionSnapshot s;
+      if (read_session(region.sessions[i], i, &s)) sessions.push_back(s);
+    }
   }
   std::stable_sort(sessions.begin(), sessions.end(),
                    [](const SessionSnapshot& a, const SessionSnapshot& b) {

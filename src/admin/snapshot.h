@@ -52,7 +52,8 @@ struct SessionSnapshot {
 bool read_session(const shm::SessionSlot& slot, uint32_t index, SessionSnapshot* out,
                   const std::function<void()>& between = {});
 
-// Every live (Active or Closing) session, oldest first.
+// Every live (Active or Closing) session, oldest first; only slots marked in
+// ControlRegion::slots_in_use are looked at.
 std::vector<SessionSnapshot> read_sessions(const shm::ControlRegion& region);
 
 // The uplink-written part of a slot that sits under the metadata seqlock.

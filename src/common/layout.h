@@ -31,8 +31,9 @@ namespace kbgp::shm {
 
 constexpr uint32_t kControlMagic = 0x4b424731;  // "KBG1"
 constexpr uint32_t kSessionMagic = 0x4b425331;  // "KBS1"
-constexpr uint32_t kLayoutVersion = 5;  // 4: TCP-MD5 counters, SessionSlot::md5;
-                                        // 5: SessionRegion listener/uplink records
+constexpr uint32_t kLayoutVersion = 6;  // 4: TCP-MD5 counters, SessionSlot::md5;
+                                        // 5: SessionRegion listener/uplink records;
+                                        // 6: ControlRegion::slots_in_use
 
 constexpr uint32_t kMaxSessions = 4096;
 constexpr uint32_t kMaxListeners = 16;
@@ -193,6 +194,13 @@ struct ControlRegion {
   SessionSlot sessions[kMaxSessions];
   // Appended in layout version 3; everything above keeps its offset.
   DenyListView deny_list;
+  // Appended in layout version 6: one bit per slot that may be in use, set
+  // by the supervisor before it publishes the slot Active and cleared after
+  // the slot is Free again. Readers that list sessions visit only these
+  // slots: a scan of all 4096 would touch every page of the region (~10 MiB
+  // resident in each reader, and allocated in the memfd, since shared
+  // memory allocates a page even when it is only read).
+  std::atomic<uint64_t> slots_in_use[kMaxSessions / 64];
 };
 
 // Ring `closed` values.

@@ -82,6 +82,8 @@ struct Listener::Session {
   uint64_t bytes_up = 0;
   uint64_t bytes_down = 0;
   uint64_t msgs_down_published = 0;
+  uint64_t up_taken_at_tick = 0;  // for release_idle_up_rings
+  bool up_dirty = false;          // up ring written since its pages were released
 
   log::Field peer() const { return {"peer-addr", peer_addr}; }
   log::Field local() const { return {"local-addr", local_addr}; }
@@ -169,7 +171,25 @@ void Listener::down_ready_cb(evutil_socket_t, short, void* arg) {
   static_cast<Listener*>(arg)->on_down_ready();
 }
 void Listener::heartbeat_cb(evutil_socket_t, short, void* arg) {
-  static_cast<Listener*>(arg)->ctx_.heartbeat();
+  auto* self = static_cast<Listener*>(arg);
+  self->ctx_.heartbeat();
+  self->release_idle_up_rings();
+}
+
+void Listener::release_idle_up_rings() {
+  for (auto& sp : sessions_) {
+    if (!sp || sp->ended || !sp->assembler) continue;
+    Session& s = *sp;
+    uint64_t taken = s.assembler->taken();
+    if (taken != s.up_taken_at_tick) {  // the device sent since the last tick
+      s.up_taken_at_tick = taken;
+      s.up_dirty = true;
+      continue;
+    }
+    if (!s.up_dirty || s.up.free_space() != shm::kRingCapacity) continue;  // not drained
+    s.up_dirty = false;
+    s.up.release_free_pages(s.assembler->staged());
+  }
 }
 void Listener::signal_cb(evutil_socket_t sig, short, void* arg) {
   log::info("signal received, stopping", {{"signal", static_cast<int>(sig)}});

@@ -80,6 +80,11 @@ class Listener {
   void wake_uplink(uint32_t slot);
   bool send_session_done(uint32_t slot, uint32_t generation, ipc::SessionEnd reason);
   void stop();
+  // Once a second: the up rings the uplink drained and the device left
+  // quiet for a tick give their pages back (RingProducer::
+  // release_free_pages), so an idle session holds a page or two, not every
+  // page its byte positions ever passed through.
+  void release_idle_up_rings();
   // Once per loop iteration: one eventfd write for every marked session, and
   // sessions that ended in the iteration are freed.
   void after_iteration();

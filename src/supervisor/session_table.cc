@@ -70,6 +70,7 @@ SupervisedSession* SessionTable::open(UniqueFd socket, const Endpoint& device,
   s.metadata_json[0] = '\0';
   s.device_name[0] = '\0';
   s.md5 = md5 ? 1 : 0;
+  control_->slots_in_use[slot / 64].fetch_or(uint64_t{1} << (slot % 64), std::memory_order_release);
   s.state.store(static_cast<uint32_t>(shm::SlotState::Active), std::memory_order_release);
 
   free_slots_.pop_back();
@@ -104,6 +105,8 @@ void SessionTable::release(SupervisedSession* session) {
   uint32_t slot = session->slot;
   control_->sessions[slot].state.store(static_cast<uint32_t>(shm::SlotState::Free),
                                        std::memory_order_release);
+  control_->slots_in_use[slot / 64].fetch_and(~(uint64_t{1} << (slot % 64)),
+                                              std::memory_order_release);
   sessions_.erase(slot);  // closes the socket duplicate and the memfd
   free_slots_.push_back(slot);
 }

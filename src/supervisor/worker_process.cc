@@ -51,6 +51,13 @@ WorkerLimits limits_for(shm::WorkerKind kind) {
            {-1, 0}}};
 }
 
+bool is_proxy_variable(const std::string& assignment) {
+  for (const char* name : {"https_proxy=", "HTTPS_PROXY=", "http_proxy=", "HTTP_PROXY=",
+                           "no_proxy=", "NO_PROXY=", "grpc_proxy="})
+    if (assignment.rfind(name, 0) == 0) return true;
+  return false;
+}
+
 // The descriptors land at kChannelFd .. kChannelFd + 5 in this order.
 static_assert(ipc::kLogRingFd == ipc::kChannelFd + 5);
 
@@ -129,7 +136,12 @@ bool WorkerProcess::start(const SpawnEnvironment& env, std::string* error) {
       env.log_ring_fd,
   };
   std::vector<char*> envp;
-  for (const auto& e : env.env) envp.push_back(const_cast<char*>(e.c_str()));
+  for (const auto& e : env.env) {
+    // Web proxy settings may hold a password: only the uplink, which makes
+    // the outbound connections, gets them.
+    if (kind_ != shm::WorkerKind::Uplink && is_proxy_variable(e)) continue;
+    envp.push_back(const_cast<char*>(e.c_str()));
+  }
   envp.push_back(nullptr);
   std::string name = path_.substr(path_.rfind('/') + 1);
   const WorkerLimits limits = limits_for(kind_);

@@ -1,5 +1,8 @@
 #include "uplink/control_cache.h"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace kbgp::uplink {
 
 void ControlCache::put(const ControlAnswer& answer, int64_t now_ns) {
@@ -15,6 +18,7 @@ void ControlCache::put(const ControlAnswer& answer, int64_t now_ns) {
   e.expires_ns = now_ns + static_cast<int64_t>(answer.ttl_seconds) * 1000000000;
   e.limited = answer.ttl_counter != 0;
   e.uses_left = answer.ttl_counter;
+  next_expiry_ns_ = std::min(next_expiry_ns_, e.expires_ns);
   entries_[std::move(k)] = std::move(e);
 }
 
@@ -37,11 +41,15 @@ bool ControlCache::drop(const std::string& proto, const std::string& device_ip) 
 }
 
 void ControlCache::expire(int64_t now_ns) {
+  if (now_ns < next_expiry_ns_) return;
+  next_expiry_ns_ = INT64_MAX;
   for (auto it = entries_.begin(); it != entries_.end();) {
-    if (now_ns >= it->second.expires_ns)
+    if (now_ns >= it->second.expires_ns) {
       it = entries_.erase(it);
-    else
+    } else {
+      next_expiry_ns_ = std::min(next_expiry_ns_, it->second.expires_ns);
       ++it;
+    }
   }
 }
 

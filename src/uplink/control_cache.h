@@ -31,6 +31,10 @@ class ControlCache {
   bool drop(const std::string& proto, const std::string& device_ip);
   // Removes every expired entry.
   void expire(int64_t now_ns);
+  // No entry expires before this (INT64_MAX when empty): expire() has
+  // nothing to do until then. An idle agent with a thousand devices would
+  // otherwise walk the whole cache every second for nothing.
+  int64_t next_expiry() const { return next_expiry_ns_; }
   size_t size() const { return entries_.size(); }
 
  private:
@@ -47,6 +51,7 @@ class ControlCache {
 
   uint32_t site_id_;
   std::map<Key, Entry> entries_;
+  int64_t next_expiry_ns_ = INT64_MAX;
 };
 
 }  // namespace kbgp::uplink

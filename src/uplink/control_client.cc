@@ -105,7 +105,9 @@ int64_t ControlClient::tick(int64_t now) {
       }
       it = waiters.empty() ? pending_.erase(it) : std::next(it);
     }
-    if (now >= next_cache_expiry_ns_) {  // the cache may be large: once a second
+    // The cache may be large: swept at most once a second, and only when
+    // an entry is due.
+    if (now >= next_cache_expiry_ns_ && now >= cache_.next_expiry()) {
       cache_.expire(now);
       next_cache_expiry_ns_ = now + 1'000'000'000;
     }

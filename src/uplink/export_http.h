@@ -50,6 +50,7 @@ class ExportClient {
   // From another thread: makes a post() in progress (and every later one)
   // give up at once, e.g. when the uplink stops.
   void cancel();
+  bool cancelled() const { return cancelled_.load(); }
 
  private:
   ExportClient() = default;

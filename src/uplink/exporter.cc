@@ -160,6 +160,7 @@ void Exporter::send_logs(int64_t now, int64_t deadline) {
     }
     return;
   }
+  if (client_->cancelled()) return;  // stopping: not a failure worth a line
   counters_.batches_failed.fetch_add(1, std::memory_order_relaxed);
   if (permanent_refusal(r.status)) {
     queue_.pop(batch.lines);  // the same batch would be refused again
@@ -221,6 +222,7 @@ void Exporter::send_metrics(int64_t now) {
     }
     return;
   }
+  if (client_->cancelled()) return;
   counters_.metrics_failed.fetch_add(1, std::memory_order_relaxed);
   note_failure(false, "metrics export", r, kMetricsPeriodNs);
 }

@@ -1,6 +1,7 @@
 #include "uplink/proxy_setup.h"
 
 #include <cstdlib>
+#include <cstring>
 
 #include "common/log.h"
 #include "config.h"
@@ -17,7 +18,13 @@ std::optional<WebProxy> setup_web_proxy(UplinkConfig& config, std::string* error
       },
       error);
   // Whatever they said, gRPC (and any other library) must not see them.
-  for (const auto& name : proxy_variable_names()) ::unsetenv(name.c_str());
+  // /proc/<pid>/environ shows the block the kernel set up at exec, which
+  // unsetenv leaves alone: overwrite the values there first (a proxy URL
+  // may hold a password; our copy is in `settings`).
+  for (const auto& name : proxy_variable_names()) {
+    if (char* value = std::getenv(name.c_str())) std::memset(value, 'x', std::strlen(value));
+    ::unsetenv(name.c_str());
+  }
   if (!settings) return std::nullopt;
   out.settings = std::move(*settings);
   for (const auto& note : out.settings.notes) log::warn(note);

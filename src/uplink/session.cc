@@ -382,7 +382,6 @@ void Session::pump_down_locked() {
             {reinterpret_cast<const uint8_t*>(chunk.data()) + down_offset_,
              chunk.size() - down_offset_});
         wrote |= n > 0;
-        down_written_ |= n > 0;
         down_offset_ += n;
         if (down_offset_ < chunk.size()) break;  // ring full: the listener wakes us
       }
@@ -670,12 +669,14 @@ void Session::schedule_reopen_locked(const grpc::Status& status) {
 // ---- timers and teardown -------------------------------------------------------
 
 void Session::release_idle_down_locked() {
-  if (down_written_) {
-    down_written_ = false;
+  uint64_t w = down_.write_pos();
+  if (w != down_pos_at_tick_) {
+    down_pos_at_tick_ = w;
     down_dirty_ = true;
-    return;  // still busy: wait for a quiet tick
+    return;  // written since the last tick: not idle yet
   }
-  if (!down_dirty_ || down_holding_ || down_.free_space() != shm::kRingCapacity) return;
+  // Drained by the listener, quiet for a tick: give the pages back.
+  if (!down_dirty_ || down_.free_space() != shm::kRingCapacity) return;
   down_dirty_ = false;
   down_.release_free_pages();
 }

@@ -176,8 +176,8 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   bool down_holding_ = false;  // stream_->incoming() is not all in the down ring yet
   // Down-ring pages go back to the system once the ring is drained and a
   // tick passed without a write (release_idle_down_locked).
-  bool down_written_ = false;  // since the last tick
-  bool down_dirty_ = false;    // written since the last release
+  uint64_t down_pos_at_tick_ = 0;  // down write position at the last tick
+  bool down_dirty_ = false;        // written since the last release
   int down_index_ = 0;
   size_t down_offset_ = 0;
   uint64_t open_counter_up_ = 0;

@@ -8,6 +8,11 @@ session, kbgp and kbgp-ingest end no session), and at the end the
 collector holds exactly the routes each device announces. Every restart
 is counted in /admin/status and /metrics.
 
+With test triggers built in (./configure --enable-test-triggers) the
+listener also dies right after a device read and right after a device
+write, before recording them: its successor settles both from the
+kernel's byte counts (TCP_INFO, SIOCINQ/SIOCOUTQ).
+
 Then the uplink is killed with messages in flight, on purpose: while
 kbgp-ingest is stopped (DataRequests sent, not received: kbgp resends
 them), while the uplink itself is stopped (DataResponses sent, not
@@ -82,6 +87,7 @@ def test(ctx):
     # together, then a pause, so no worker sees 10 restarts within 60 s).
     time.sleep(3)
     in_flight(ctx, topo, agent, killer)
+    crash_points(ctx, agent, killer)
     for log, what in logs:
         log.check_continuous(ctx, what)
 
@@ -143,6 +149,37 @@ def resume_field(agent, mark, field):
         if obj and obj.get("message") == "resuming the Data stream":
             total += int(obj.get(field, 0))
     return total
+
+
+CRASH_POINT_TEXT = b"test trigger: listener dies at a crash point"
+
+
+def crash_points(ctx, agent, killer):
+    """With test triggers built in: the listener dies right after a device
+    read and right after a device write, before recording either; its
+    successor must settle both from the kernel's byte counts."""
+    with open(os.path.join(ctx.binaries.builddir, "kbgp-listener"), "rb") as f:
+        if CRASH_POINT_TEXT not in f.read():
+            ctx.step("(no crash points: the listener was built without --enable-test-triggers)")
+            return
+    for sig, text, what in ((signal.SIGUSR1, "reconciled device bytes read by the previous listener",
+                             "after a read"),
+                            (signal.SIGURG, "reconciled backend bytes written by the previous listener",
+                             "after a write")):
+        mark = agent.log.mark()
+        pid = killer.wait_running("listener")
+        os.kill(pid, sig)
+        t = time.monotonic()
+        new = killer.wait_running("listener", not_pid=pid)
+        killer.kills["listener"] += 1
+        killer.times["listener"].append(t)
+        ctx.wait_until(lambda: agent.log.find(text, since=mark), 10,
+                       "the new listener to settle what its predecessor did not record",
+                       describe=lambda: agent.log.text(mark)[-1500:])
+        line = agent.log.find(text, since=mark)[0]
+        ctx.step("listener died at a crash point %s (pid %d, successor %d): %s"
+                 % (what, pid, new, line[line.find('"message"'):][:160]))
+        time.sleep(2)
 
 
 def in_flight(ctx, topo, agent, killer):

@@ -84,6 +84,7 @@ inline shm::SessionSlot& add_session(shm::ControlRegion& region, uint32_t slot,
   s.hold_time = 90;
   s.data_connected = 1;
   s.data_since_ns = accepted_ns + kSecond;
+  region.slots_in_use[slot / 64] = region.slots_in_use[slot / 64] | (uint64_t{1} << (slot % 64));
   s.state = static_cast<uint32_t>(shm::SlotState::Active);
   return s;
 }

@@ -120,3 +120,17 @@ TEST_CASE("/admin/status with no deny has an empty DenyList") {
   REQUIRE(json_is_array(deny));
   CHECK(json_array_size(deny) == 0);
 }
+
+TEST_CASE("sessions are listed from the slots marked in use only") {
+  auto region = test::make_region();
+  test::add_session(*region, 5, "10.0.0.5:179", kNowRealtime - 5 * kSecond);
+  test::add_session(*region, 4000, "10.0.0.6:179", kNowRealtime - 4 * kSecond);
+  // A slot that looks Active but is not marked in use is not visited.
+  auto& stray = region->sessions[77];
+  stray.device = *Endpoint::parse("10.0.0.77:179");
+  stray.state = static_cast<uint32_t>(shm::SlotState::Active);
+  auto sessions = read_sessions(*region);
+  REQUIRE(sessions.size() == 2);
+  CHECK(sessions[0].slot == 5);
+  CHECK(sessions[1].slot == 4000);
+}

@@ -124,3 +124,12 @@ TEST_CASE("metadata: credentials and site", "[ingest][metadata]") {
   CHECK_FALSE(parse_site(lookup({{"sid", "4294967296"}}), &error).has_value());
   CHECK_THAT(error, Contains("sid"));
 }
+
+TEST_CASE("metadata: the agent asks for the resume extension", "[ingest][metadata]") {
+  auto md = good();
+  CHECK_FALSE(check_data_call(lookup(md), "42b0e9c9").params.resume_extension);
+  md["x-kbgp-resume"] = "1";
+  CHECK(check_data_call(lookup(md), "42b0e9c9").params.resume_extension);
+  md["x-kbgp-resume"] = "2";  // a later version we do not know: strict rules
+  CHECK_FALSE(check_data_call(lookup(md), "42b0e9c9").params.resume_extension);
+}

@@ -107,3 +107,19 @@ TEST_CASE("blocked answers are cached like any other") {
   REQUIRE(hit);
   CHECK(hit->blocked());
 }
+
+TEST_CASE("control cache knows when its next entry expires") {
+  ControlCache cache(0);
+  CHECK(cache.next_expiry() == INT64_MAX);
+  cache.put(answer("10.0.0.1", 60, 0), 0);
+  cache.put(answer("10.0.0.2", 10, 0), 5 * kSecond);
+  CHECK(cache.next_expiry() == 15 * kSecond);
+  cache.expire(14 * kSecond);  // not due: nothing walked, nothing removed
+  CHECK(cache.size() == 2);
+  cache.expire(15 * kSecond);
+  CHECK(cache.size() == 1);
+  CHECK(cache.next_expiry() == 60 * kSecond);
+  cache.expire(60 * kSecond);
+  CHECK(cache.size() == 0);
+  CHECK(cache.next_expiry() == INT64_MAX);
+}
