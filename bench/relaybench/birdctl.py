@@ -18,6 +18,10 @@ class BirdCtlError(Exception):
     pass
 
 
+class _Closed(BirdCtlError):
+    """BIRD closed the connection (EOF)."""
+
+
 class BirdCtl:
     def __init__(self, path, timeout=30.0):
         self.path = path
@@ -47,7 +51,7 @@ class BirdCtl:
         while b"\n" not in self.buf:
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise BirdCtlError("BIRD closed its control socket %s" % self.path)
+                raise _Closed("BIRD closed its control socket %s" % self.path)
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
         return line
@@ -71,15 +75,22 @@ class BirdCtl:
         return lines
 
     def command(self, text):
-        """Sends one command; returns the reply's lines without codes."""
-        if self.sock is None:
-            self.connect()
-        try:
-            self.sock.sendall(text.encode() + b"\n")
-            return self._read_reply()
-        except (OSError, BirdCtlError):
-            self.close()
-            raise
+        """Sends one command; returns the reply's lines without codes. A
+        connection BIRD closed meanwhile (it was idle a while) is opened
+        again once: the benchmark's commands are all safe to repeat."""
+        for attempt in (1, 2):
+            if self.sock is None:
+                self.connect()
+            try:
+                self.sock.sendall(text.encode() + b"\n")
+                return self._read_reply()
+            except (BrokenPipeError, ConnectionResetError, _Closed):
+                self.close()
+                if attempt == 2:
+                    raise BirdCtlError("BIRD closed its control socket %s" % self.path)
+            except (OSError, BirdCtlError):
+                self.close()
+                raise
 
     def poke(self):
         """Any command wakes BIRD's main loop (BIRD 2.0.12 may otherwise

@@ -96,7 +96,8 @@ def run_once(ctx, path_name, run_index, args, binaries, latency):
     used = meter.used()
     res = {"path": path_name, "run": run_index, "cpu": used, "rss_kib": meter.peak_rss(),
            "relays": list(relays), "perf_files": recorder.files if recorder else {},
-           "other_cores": load.foreign_cores(sum(v for v in used.values() if v))}
+           "other_cores": load.foreign_cores(sum(v for v in used.values() if v)),
+           "cpu_wait_s": meter.cpu_wait()}
     if latency:
         delays = s["delays_ns"][args.warmup:]
         res["delays_ms"] = [d / 1e6 for d in delays]

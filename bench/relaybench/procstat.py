@@ -65,12 +65,26 @@ class CpuMeter:
         self.procs = dict(procs)  # label -> pid
         self.before = {}
         self.after = {}
+        self.wait_before = {}
+        self.wait_after = {}
 
     def start(self):
         self.before = {k: cpu_seconds(p) for k, p in self.procs.items()}
+        self.wait_before = {k: run_delay_seconds(p) for k, p in self.procs.items()}
 
     def stop(self):
         self.after = {k: cpu_seconds(p) for k, p in self.procs.items()}
+        self.wait_after = {k: run_delay_seconds(p) for k, p in self.procs.items()}
+
+    def cpu_wait(self):
+        """Seconds the metered processes together spent waiting for a CPU
+        (runnable, not running) between start() and stop()."""
+        total = 0.0
+        for k in self.procs:
+            b, a = self.wait_before.get(k), self.wait_after.get(k)
+            if a is not None:
+                total += a - (b or 0.0)
+        return total
 
     def used(self):
         out = {}
@@ -167,3 +181,20 @@ def thread_count(pid):
         return len(os.listdir("/proc/%d/task" % pid))
     except OSError:
         return None
+
+
+def run_delay_seconds(pid):
+    """Time the live threads of `pid` spent runnable but waiting for a CPU
+    (/proc/PID/task/TID/schedstat, second field), or None."""
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    total = 0
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9

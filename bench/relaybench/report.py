@@ -51,8 +51,9 @@ def load_note(results):
     if not busy:
         worst = max((r.get("other_cores") or 0) for r in results) if results else 0
         return "Other programs used at most %.2f cores during any run." % worst
-    return ("WARNING: other programs used more than %.1f cores during %d of %d runs (%s): on a shared "
-            "2-core machine those times are not the relay's alone." % (
+    return ("WARNING: other programs used more than %.1f cores during %d of %d runs (%s). They ran "
+            "at a lower priority than the benchmark (--nice), so mostly on cores it left idle; the "
+            "`CPU wait s` column shows how long the benchmark's processes waited for a CPU." % (
                 BUSY_WARN_CORES, len(busy), len(results),
                 ", ".join("%s run %d: %.2f" % (r["path"], r["run"], r["other_cores"]) for r in busy)))
 
@@ -67,8 +68,9 @@ def table_report(results, paths, title):
     by = _by_path(results)
     lines = [title, ""]
     direct = _median_of(by["direct"], "time_s") if "direct" in by else None
-    hdr = "%-8s %9s %8s %12s %14s %12s   %s" % ("path", "time s", "x direct", "relay CPU s",
-                                                 "sender CPU s", "recv CPU s", "runs: time s")
+    hdr = "%-8s %9s %8s %12s %13s %11s %11s   %s" % ("path", "time s", "x direct", "relay CPU s",
+                                                       "sender CPU s", "recv CPU s", "CPU wait s",
+                                                       "runs: time s")
     lines += [hdr, "-" * len(hdr)]
     for p in paths:
         rs = by.get(p)
@@ -78,9 +80,10 @@ def table_report(results, paths, title):
         relay_labels = rs[0]["relays"]
         relay_cpu = _sum_median(rs, "cpu", relay_labels) if relay_labels else None
         cpu = _proc_medians(rs, "cpu")
-        lines.append("%-8s %9.3f %8s %12s %14s %12s   %s" % (
+        lines.append("%-8s %9.3f %8s %12s %13s %11s %11s   %s" % (
             p, t, _fmt(t / direct if direct else None, "%.2f"), _fmt(relay_cpu, "%.2f"),
             _fmt(cpu.get("sender BIRD"), "%.2f"), _fmt(cpu.get("receiver BIRD"), "%.2f"),
+            _fmt(_median_of(rs, "cpu_wait_s"), "%.2f"),
             " ".join("%.3f" % r["time_s"] for r in rs)))
     lines += ["", _process_table(by, paths), "", load_note(results)]
     lines += ["", "Targets (issue 8, full-table mode):"]
@@ -132,8 +135,9 @@ def table_targets(by, direct):
 def raw_report(results, paths, title):
     by = _by_path(results)
     lines = [title, ""]
-    hdr = "%-8s %12s %9s %9s %8s %12s %12s   %s" % ("path", "messages/s", "MB/s", "time s", "x direct",
-                                                   "relay CPU s", "gen+sink CPU", "runs: messages/s")
+    hdr = "%-8s %12s %9s %9s %8s %12s %12s %11s   %s" % ("path", "messages/s", "MB/s", "time s", "x direct",
+                                                        "relay CPU s", "gen+sink CPU", "CPU wait s",
+                                                        "runs: messages/s")
     lines += [hdr, "-" * len(hdr)]
     direct = _median_of(by["direct"], "time_s") if "direct" in by else None
     for p in paths:
@@ -144,10 +148,11 @@ def raw_report(results, paths, title):
         relay_labels = rs[0]["relays"]
         relay_cpu = _sum_median(rs, "cpu", relay_labels) if relay_labels else None
         tools = _sum_median(rs, "cpu", ["generator", "sink"])
-        lines.append("%-8s %12.0f %9.1f %9.3f %8s %12s %12s   %s" % (
+        lines.append("%-8s %12.0f %9.1f %9.3f %8s %12s %12s %11s   %s" % (
             p, median([r["messages"] / r["time_s"] for r in rs]),
             median([r["bytes"] / r["time_s"] / 1e6 for r in rs]), t,
             _fmt(t / direct if direct else None, "%.2f"), _fmt(relay_cpu, "%.2f"), _fmt(tools, "%.2f"),
+            _fmt(_median_of(rs, "cpu_wait_s"), "%.2f"),
             " ".join("%.0f" % (r["messages"] / r["time_s"]) for r in rs)))
     lines += ["", _process_table(by, paths), "", load_note(results)]
     lines += ["", "Target (issue 8, --raw):"]

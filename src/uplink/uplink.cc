@@ -24,6 +24,21 @@ constexpr int64_t kStopGraceNs = 5'000'000'000;
 constexpr uint64_t kTagChannel = 1, kTagUpReady = 2, kTagWake = 3;
 constexpr uint32_t kDefaultDenySeconds = 1200;  // BLOCK_IP without a ttl
 
+// Whether the supervisor's deny-list (its copy in the control region) may
+// hold `device`: true when listed, when the copy is being rewritten, or
+// when the list is longer than the copy. Pushed accepting answers arrive
+// for many devices (e.g. every key refresh); only these need an AllowDevice.
+bool maybe_deny_listed(const shm::DenyListView& view, const Endpoint& device) {
+  uint32_t before = view.seq.load(std::memory_order_acquire);
+  if (before & 1) return true;
+  uint32_t count = std::min(view.count, shm::kDenyViewEntries);
+  bool found = view.total > count;
+  for (uint32_t i = 0; i < count && !found; ++i)
+    found = view.entries[i].device.same_address(device);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return found || view.seq.load(std::memory_order_relaxed) != before;
+}
+
 bool same_id(const uint8_t a[16], const uint8_t b[16]) { return std::memcmp(a, b, 16) == 0; }
 
 // SIGTERM/SIGINT (also what the kernel sends when the supervisor dies,
@@ -382,12 +397,14 @@ void Uplink::on_pushed(const ControlAnswer& answer) {
   device->port = static_cast<uint16_t>(answer.device_port);
   std::string ip = device->unmapped().address_string();
   if (!answer.blocked()) {
+    // Deny-listed (by us, or by the uplink before a restart: the
+    // supervisor's list is in the control region): the backend accepts it
+    // again, so its next connection is let in, and a later block is logged
+    // again.
     auto it = deny_logged_until_.find(ip);
-    if (it == deny_logged_until_.end() || it->second <= monotonic_ns()) return;
-    // We had it deny-listed: the backend accepts it again, so its next
-    // connection is let in (and a later block is logged again).
-    deny_logged_until_.erase(it);
-    send_allow(*device);
+    bool ours = it != deny_logged_until_.end() && it->second > monotonic_ns();
+    if (it != deny_logged_until_.end()) deny_logged_until_.erase(it);
+    if (ours || maybe_deny_listed(ctx_.control->deny_list, *device)) send_allow(*device);
     return;
   }
   DenyNotice notice;

@@ -16,6 +16,7 @@ with the binaries built).
 import os
 import re
 import sys
+import urllib.request
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -72,7 +73,6 @@ def test(ctx):
     ctx.wait_until(lambda: agent.status()["ActiveSessions"] == 1, 10, "the refused session to end")
 
     # The text format's content type, and the document through promtool.
-    import urllib.request
     with urllib.request.urlopen(agent.url("/metrics"), timeout=5) as r:
         ctype = r.headers.get("Content-Type", "")
         text = r.read().decode()
