@@ -20,6 +20,7 @@ from kbgptest.errors import TestFailure
 from . import procstat
 from .profiling import PerfRecorder
 from .daemons import RECEIVER_IP, SENDER_IP
+from .mode_table import retrying
 from .paths import listening, make_path
 
 BGPGEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bgpgen.py")
@@ -120,16 +121,13 @@ def _dead(proc):
     raise TestFailure("%s exited with status %s (log %s)" % (proc.name, proc.exited_with(), proc.log_path))
 
 
-def run(ctx, args, paths, binaries, latency=False):
-    results = []
+def run(ctx, args, paths, binaries, results, latency=False):
+    """Like mode_table.run: results are appended to `results` as they come."""
     kind = "latency" if latency else "raw"
     for r in range(1, args.runs + 1):
         for p in paths:
             ctx.step("%s run %d/%d, path %s" % (kind, r, args.runs, p))
-            try:
-                res = run_once(ctx, p, r, args, binaries, latency)
-            finally:
-                ctx.stop_all()
+            res = retrying(ctx, args, lambda: run_once(ctx, p, r, args, binaries, latency))
             if latency:
                 d = sorted(res["delays_ms"])
                 ctx.step("  %s: p50 %.3f ms, max %.3f ms over %d messages" % (p, d[len(d) // 2], d[-1], len(d)))

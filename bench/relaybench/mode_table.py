@@ -98,18 +98,32 @@ def run_once(ctx, path_name, run_index, routes_file, n4, n6, binaries, timeout, 
     }
 
 
-def run(ctx, args, paths, binaries, routes_file):
+def retrying(ctx, args, once):
+    """Runs one transfer; a failure is retried up to --retries times (a
+    shared machine with pid_max 32768 sees PIDs reused quickly, and a stale
+    kill by someone else's cleanup has ended our BIRD before). Every retry
+    is announced; the last failure is raised."""
+    for attempt in range(args.retries + 1):
+        try:
+            return once()
+        except TestFailure as e:
+            if attempt == args.retries:
+                raise
+            ctx.step("  run failed (%s); retrying (%d of %d)" % (e, attempt + 1, args.retries))
+        finally:
+            ctx.stop_all()
+
+
+def run(ctx, args, paths, binaries, routes_file, results):
     """All runs: paths interleaved within each run (drift hits all alike).
-    Processes of one run are stopped before the next starts."""
-    results = []
+    Processes of one run are stopped before the next starts. Results are
+    appended to `results` as they come (kept if a later run fails)."""
     for r in range(1, args.runs + 1):
         for p in paths:
             ctx.step("table run %d/%d, path %s" % (r, args.runs, p))
-            try:
-                res = run_once(ctx, p, r, routes_file, args.ipv4, args.ipv6, binaries, args.run_timeout,
-                               args.poll_ms / 1000, args.quiet_wait, p in args.perf_paths)
-            finally:
-                ctx.stop_all()
+            res = retrying(ctx, args, lambda: run_once(
+                ctx, p, r, routes_file, args.ipv4, args.ipv6, binaries, args.run_timeout,
+                args.poll_ms / 1000, args.quiet_wait, p in args.perf_paths))
             ctx.step("  %s: %.3f s after Established (connect %.2f s); relay CPU %s"
                      % (p, res["time_s"], res["connect_s"],
                         ", ".join("%s %.2f" % (k, res["cpu"][k] or 0) for k in res["relays"]) or "-"))
