@@ -1,5 +1,7 @@
 #include "ingest/call_metadata.h"
 
+#include "common/decimal.h"
+
 #include "common/resume_protocol.h"
 #include "common/uuid.h"
 
@@ -7,17 +9,7 @@ namespace kbgp::ingest {
 
 namespace {
 
-std::optional<uint64_t> parse_decimal(const std::string& text, uint64_t max) {
-  if (text.empty() || text.size() > 20) return std::nullopt;
-  uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    uint64_t digit = static_cast<uint64_t>(c - '0');
-    if (value > (max - digit) / 10) return std::nullopt;
-    value = value * 10 + digit;
-  }
-  return value;
-}
+using kbgp::parse_decimal;
 
 // Metadata values come from the network: keep them short in messages.
 std::string quoted(const std::string& v) {

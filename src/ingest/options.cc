@@ -1,5 +1,7 @@
 #include "ingest/options.h"
 
+#include "common/decimal.h"
+
 #include <functional>
 #include <optional>
 
@@ -12,15 +14,7 @@ namespace {
 constexpr uint32_t kMaxSeconds = 86400 * 365;
 
 std::optional<uint64_t> parse_unsigned(const std::string& text, uint64_t max) {
-  if (text.empty() || text.size() > 20) return std::nullopt;
-  uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    uint64_t digit = static_cast<uint64_t>(c - '0');
-    if (value > (max - digit) / 10) return std::nullopt;
-    value = value * 10 + digit;
-  }
-  return value;
+  return kbgp::parse_decimal(text, max);
 }
 
 std::optional<bool> parse_bool(const std::string& text) {
