@@ -87,7 +87,7 @@ pb::ControlResponse ControlStream::device_answer(const Device& d) const {
   r.set_device_ip(d.ip.address_string());
   r.set_action(pb::CONTROL_ACTION_UNSPECIFIED);
   r.set_ttl_seconds(backend_.options.control_ttl_s);
-  r.set_ttl_counter(0);
+  r.set_ttl_counter(backend_.options.control_ttl_counter);
   r.set_company_id(d.company_id);
   r.set_device_id(d.device_id);
   r.set_device_name(d.device_name);

@@ -89,6 +89,7 @@ int run(const Options& o) {
                                 {"grace_period_s", o.grace_period_s},
                                 {"keepalive_interval_s", o.keepalive_interval_s},
                                 {"control_ttl_s", o.control_ttl_s},
+                                {"control_ttl_counter", o.control_ttl_counter},
                                 {"pid", static_cast<int64_t>(::getpid())}});
 
   // Agents' log and metrics export (docs/export.md).

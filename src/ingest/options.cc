@@ -52,6 +52,9 @@ std::string usage_text() {
          "                             application keepalive period on Control streams,\n"
          "                             0 = none (default 30)\n"
          "  --control-ttl SECONDS      ttl_seconds of Control answers (default 600)\n"
+         "  --control-ttl-counter N    ttl_counter of accepting Control answers: how often\n"
+         "                             an agent may reuse one from its cache, 0 = no limit\n"
+         "                             (default 0)\n"
          "  --md5-push=BOOL            push devices' TCP-MD5 keys to agents unasked, at\n"
          "                             Control stream start, every half ttl and on reload\n"
          "                             (default true; false: agents ask on a signed SYN)\n"
@@ -75,6 +78,15 @@ std::variant<Options, OptionsExit> parse_options(const std::vector<std::string>&
       auto n = parse_unsigned(v, kMaxSeconds);
       if (!n) return flag + ": expected a number of seconds from 0 to " +
                      std::to_string(kMaxSeconds) + ", got \"" + v + "\"";
+      out = static_cast<uint32_t>(*n);
+      return std::nullopt;
+    };
+  };
+  auto count = [](uint32_t& out) {
+    return [&out](const std::string& flag, const std::string& v) -> std::optional<std::string> {
+      auto n = parse_unsigned(v, UINT32_MAX);
+      if (!n) return flag + ": expected a count from 0 to " + std::to_string(UINT32_MAX) +
+                     ", got \"" + v + "\"";
       out = static_cast<uint32_t>(*n);
       return std::nullopt;
     };
@@ -125,6 +137,7 @@ std::variant<Options, OptionsExit> parse_options(const std::vector<std::string>&
       {"grace-period", seconds(o.grace_period_s)},
       {"keepalive-interval", seconds(o.keepalive_interval_s)},
       {"control-ttl", seconds(o.control_ttl_s)},
+      {"control-ttl-counter", count(o.control_ttl_counter)},
   };
   struct BoolFlag {
     const char* name;

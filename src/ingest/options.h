@@ -31,6 +31,7 @@ struct Options {
   uint32_t grace_period_s = 60;
   uint32_t keepalive_interval_s = 30;  // 0 = no application keepalives
   uint32_t control_ttl_s = 600;
+  uint32_t control_ttl_counter = 0;  // uses of a cached accepting answer; 0 = no limit
   bool md5_push = true;  // push TCP-MD5 keys to agents unasked
   // Log and metrics export endpoint (export_server.h); both or neither.
   std::optional<Endpoint> export_listen;

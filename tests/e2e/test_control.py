@@ -7,7 +7,9 @@ one "unknown device, answered BLOCK_IP" per request for an unknown one):
    ttl_counter 0 (no limit on uses). Three connections from one device
    within the ttl cost one ControlRequest; a connection after the ttl ran
    out asks again. (A second backend answers with ttl_seconds 0: there,
-   every connection asks.) Connections are plain TCP connects from the
+   every connection asks. A third answers with ttl_seconds 600 and
+   ttl_counter 2: each answer serves two more connections from the cache,
+   the next one asks again.) Connections are plain TCP connects from the
    device's address: the agent asks Control on accept.
 2. Deny-listing: five connections at once from an unknown device make one
    ControlRequest (they wait for the same answer), one log line "Deny-listed
@@ -94,28 +96,60 @@ def check_caching(ctx, topo, ingest, agent):
     ctx.step("after %d s the cached answer expired: the next connection asked again (2 in all)" % TTL)
 
 
-def check_no_caching(ctx, topo):
-    """A backend that answers ttl_seconds 0: nothing is cached."""
+def second_backend(ctx, topo, name, extra_args):
+    """Another kbgp-ingest (same collector and registry) and an agent of its
+    own: answers differ only by `extra_args`."""
     port = ctx.free_port(AGENT_IP)
-    ingest0 = Ingest(ctx, ctx.binaries, port, topo.tls, [CACHED],
-                     "%s:%d" % (topo.collector.ip, topo.collector.port), log_level="debug",
-                     name="kbgp-ingest-ttl0", extra_args=["--control-ttl", "0"]).start()
+    ingest = Ingest(ctx, ctx.binaries, port, topo.tls, [CACHED],
+                    "%s:%d" % (topo.collector.ip, topo.collector.port), log_level="debug",
+                    name="kbgp-ingest-" + name, extra_args=extra_args).start()
     saved = topo.ingest
-    topo.ingest = ingest0
+    topo.ingest = ingest
     try:
-        agent0 = topo.start_agent(name="kbgp-ttl0")
+        agent = topo.start_agent(name="kbgp-" + name)
     finally:
         topo.ingest = saved
-    ctx.wait_until(agent0.control_connected, 15, "the ttl-0 agent's Control stream")
-    mark = ingest0.log.mark()
-    for i in range(3):
-        touch(agent0, CACHED)
-    settle(ctx, agent0)
-    n = answers(ingest0, CACHED, mark)
+    ctx.wait_until(agent.control_connected, 15, "the %s agent's Control stream" % name)
+    return ingest, agent
+
+
+def requests_for(ctx, ingest, agent, connections):
+    """ControlRequests the backend saw for `connections` connections from
+    CACHED, one after the other."""
+    mark = ingest.log.mark()
+    for _ in range(connections):
+        touch(agent, CACHED)
+    settle(ctx, agent)
+    return answers(ingest, CACHED, mark)
+
+
+def check_no_caching(ctx, topo):
+    """A backend that answers ttl_seconds 0: nothing is cached."""
+    ingest0, agent0 = second_backend(ctx, topo, "ttl0", ["--control-ttl", "0"])
+    n = requests_for(ctx, ingest0, agent0, 3)
     ctx.check(n == 3, "with ttl_seconds 0, 3 connections made %d ControlRequests, want 3" % n)
     ctx.step("ttl_seconds 0 (second backend): 3 connections -> 3 ControlRequests")
     agent0.stop()
     ingest0.stop()
+
+
+def check_ttl_counter(ctx, topo):
+    """A backend that answers ttl_seconds 600 and ttl_counter 2: the agent
+    serves an answer from its cache twice, then asks again."""
+    ingest2, agent2 = second_backend(ctx, topo, "counter2",
+                                     ["--control-ttl", "600", "--control-ttl-counter", "2"])
+    n = requests_for(ctx, ingest2, agent2, 1)
+    ctx.check(n == 1, "the first connection made %d ControlRequests, want 1" % n)
+    n = requests_for(ctx, ingest2, agent2, 2)
+    ctx.check(n == 0, "2 more connections (the cache's 2 uses) made %d ControlRequests, want 0" % n)
+    n = requests_for(ctx, ingest2, agent2, 1)
+    ctx.check(n == 1, "the connection after the 2 uses made %d ControlRequests, want 1" % n)
+    n = requests_for(ctx, ingest2, agent2, 3)
+    ctx.check(n == 1, "3 more connections made %d ControlRequests, want 1 (2 from the cache)" % n)
+    ctx.step("ttl_counter 2 (third backend): 7 connections -> 3 ControlRequests "
+             "(each answer served from the cache twice)")
+    agent2.stop()
+    ingest2.stop()
 
 
 def check_deny(ctx, ingest, agent):
@@ -227,6 +261,7 @@ def test(ctx):
 
     check_caching(ctx, topo, ingest, agent)
     check_no_caching(ctx, topo)
+    check_ttl_counter(ctx, topo)
     check_deny(ctx, ingest, agent)
     check_pushed(ctx, topo, ingest, agent)
 

@@ -59,12 +59,14 @@ TEST_CASE("options: required flags and defaults", "[ingest][options]") {
   CHECK(o.grace_period_s == 60);
   CHECK(o.keepalive_interval_s == 30);
   CHECK(o.control_ttl_s == 600);
+  CHECK(o.control_ttl_counter == 0);
 }
 
 TEST_CASE("options: --flag=value, single dash, every flag", "[ingest][options]") {
   Options o = ok({"-listen=[::1]:9443", "--credentials=c.json", "-registry", "r.json",
                   "--plaintext", "--log-level=debug", "-human-logs", "--grace-period", "0",
-                  "--keepalive-interval=5", "-control-ttl=1200"});
+                  "--keepalive-interval=5", "-control-ttl=1200",
+                  "--control-ttl-counter", "3"});
   CHECK(o.listen.to_string() == "[::1]:9443");
   CHECK(o.plaintext);
   CHECK(o.log_level == kbgp::log::Level::Debug);
@@ -72,6 +74,8 @@ TEST_CASE("options: --flag=value, single dash, every flag", "[ingest][options]")
   CHECK(o.grace_period_s == 0);
   CHECK(o.keepalive_interval_s == 5);
   CHECK(o.control_ttl_s == 1200);
+  CHECK(o.control_ttl_counter == 3);
+  CHECK(ok(with({"--control-ttl-counter=4294967295"})).control_ttl_counter == UINT32_MAX);
   CHECK_FALSE(ok(with({"--human-logs=false"})).human_logs);
   CHECK(ok(with({"--human-logs=true"})).human_logs);
   CHECK(ok(with({"--listen", "127.0.0.1:0"})).listen.port == 0);  // last one wins
@@ -95,6 +99,9 @@ TEST_CASE("options: bad values name the flag and exit 2", "[ingest][options]") {
              Contains("--grace-period"));
   CHECK_THAT(usage_error(with({"--keepalive-interval="})), Contains("--keepalive-interval"));
   CHECK_THAT(usage_error(with({"--control-ttl", "1e3"})), Contains("--control-ttl"));
+  CHECK_THAT(usage_error(with({"--control-ttl-counter", "4294967296"})),
+             Contains("--control-ttl-counter"));
+  CHECK_THAT(usage_error(with({"--control-ttl-counter=-1"})), Contains("--control-ttl-counter"));
   CHECK_THAT(usage_error(with({"--log-level", "loud"})), Contains("--log-level"));
   CHECK_THAT(usage_error(with({"--listen", "localhost:9443"})), Contains("--listen"));
   CHECK_THAT(usage_error(with({"--listen", "127.0.0.1"})), Contains("--listen"));
