@@ -165,6 +165,7 @@ void AdminServer::on_channel() {
       log::info("shutdown requested");
       return stop();
     }
+    if (handle_common_message(msg)) continue;  // common/worker.h
     log::warn("unexpected message type from the supervisor",
               {{"type", static_cast<int>(msg.type())}});
   }

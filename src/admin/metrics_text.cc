@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "admin/health.h"
+#include "common/bad_input.h"
 #include "common/ipc.h"
 
 namespace kbgp::admin {
@@ -108,6 +109,26 @@ std::string metrics_text(const shm::ControlRegion& region, const Now& now) {
            get(c.sessions_closed));
   w.single("kbgp_framing_errors_total", "counter",
            "Sessions cut because a device sent malformed BGP framing.", get(c.framing_errors));
+  w.family("kbgp_framing_errors_by_reason_total", "counter",
+           "Sessions cut for bad device input, by reason (incomplete_timeout: a message "
+           "left unfinished longer than the device's hold time, at most 240 s).");
+  for (uint32_t r = 0; r < bad_input::kFramingCount; ++r)
+    w.sample("kbgp_framing_errors_by_reason_total",
+             label("reason", bad_input::framing_label(static_cast<bad_input::Framing>(r))),
+             get(region.bad_input.framing[r]));
+  w.family("kbgp_backend_errors_total", "counter",
+           "Messages from the backend that break the interface, by kind (the session or "
+           "answer concerned is dropped, see docs/architecture.md \"Bad input\").");
+  for (uint32_t k = 0; k < bad_input::kBackendCount; ++k)
+    w.sample("kbgp_backend_errors_total",
+             label("kind", bad_input::backend_label(static_cast<bad_input::Backend>(k))),
+             get(region.bad_input.backend[k]));
+  w.family("kbgp_backend_actions_total", "counter",
+           "KILL and RESTART actions received from the backend on Data streams.");
+  for (uint32_t a = 0; a < bad_input::kActionCount; ++a)
+    w.sample("kbgp_backend_actions_total",
+             label("action", bad_input::action_label(static_cast<bad_input::BackendAction>(a))),
+             get(region.bad_input.actions[a]));
 
   w.family("kbgp_bytes_total", "counter", "Bytes relayed, by direction (up: device to backend).");
   w.sample("kbgp_bytes_total", label("direction", "up"), get(c.bytes_up));

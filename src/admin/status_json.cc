@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "common/bad_input.h"
 #include "common/ipc.h"
 #include "common/timeutil.h"
 #include "common/uuid.h"
@@ -121,6 +122,24 @@ json_t* counters_json(const shm::GlobalCounters& c) {
   return obj;
 }
 
+// Bad input by kind (common/bad_input.h): {"bad_marker": 0, ...}.
+json_t* bad_input_json(const std::atomic<uint64_t>* values, uint32_t count,
+                       const char* (*name)(uint32_t)) {
+  json_t* obj = json_object();
+  for (uint32_t i = 0; i < count; ++i)
+    set(obj, name(i), integer(values[i].load(std::memory_order_relaxed)));
+  return obj;
+}
+const char* framing_name(uint32_t i) {
+  return bad_input::framing_label(static_cast<bad_input::Framing>(i));
+}
+const char* backend_name(uint32_t i) {
+  return bad_input::backend_label(static_cast<bad_input::Backend>(i));
+}
+const char* action_name(uint32_t i) {
+  return bad_input::action_label(static_cast<bad_input::BackendAction>(i));
+}
+
 // Devices the supervisor closes connections from, latest deadline first (at
 // most shm::kDenyViewEntries; Counters.DenyListSize has the whole count).
 json_t* deny_list_json(const shm::ControlRegion& region, const Now& now) {
@@ -226,7 +245,14 @@ Json status_json(const shm::ControlRegion& region, const Now& now) {
   set(root, "StartedAt", time_value(cfg.agent_start_ns));
   set(root, "UptimeMs", json_integer(ms_since(now.realtime_ns, cfg.agent_start_ns)));
   set(root, "Workers", workers_json(region, now));
-  set(root, "Counters", counters_json(region.counters));
+  json_t* counters = counters_json(region.counters);
+  set(counters, "FramingErrorsByReason",
+      bad_input_json(region.bad_input.framing, bad_input::kFramingCount, framing_name));
+  set(counters, "BackendErrors",
+      bad_input_json(region.bad_input.backend, bad_input::kBackendCount, backend_name));
+  set(counters, "BackendActions",
+      bad_input_json(region.bad_input.actions, bad_input::kActionCount, action_name));
+  set(root, "Counters", counters);
   set(root, "DenyList", deny_list_json(region, now));
   return obj;
 }

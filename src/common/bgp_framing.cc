@@ -34,19 +34,23 @@ FrameCheck check_frame(std::span<const uint8_t> bytes, size_t max_length) {
     if (bytes[i] != 0xff) {
       out.status = FrameCheck::Status::Malformed;
       out.error = "bad marker";
+      out.reason = bad_input::Framing::BadMarker;
       return out;
     }
   }
   if (bytes.size() < kHeaderSize) return out;
   out.length = be16(bytes.data() + 16);
   out.type = bytes[18];
-  auto malformed = [&](const char* why) {
+  using bad_input::Framing;
+  auto malformed = [&](const char* why, Framing reason = Framing::ShortForType) {
     out.status = FrameCheck::Status::Malformed;
     out.error = why;
+    out.reason = reason;
     return out;
   };
-  if (out.length < kHeaderSize) return malformed("length below 19");
-  if (out.length > max_length) return malformed("length above the maximum message size");
+  if (out.length < kHeaderSize) return malformed("length below 19", Framing::LengthBelowMinimum);
+  if (out.length > max_length)
+    return malformed("length above the maximum message size", Framing::LengthAboveMaximum);
   switch (out.type) {
     case kOpen:
       if (out.length < 29) return malformed("OPEN shorter than 29");
@@ -64,7 +68,7 @@ FrameCheck check_frame(std::span<const uint8_t> bytes, size_t max_length) {
       if (out.length < 23) return malformed("ROUTE-REFRESH shorter than 23");
       break;
     case 0:
-      return malformed("message type 0");
+      return malformed("message type 0", Framing::TypeZero);
     default:
       break;  // future types are relayed; the BGP speakers decide
   }

@@ -11,6 +11,8 @@
 #include <optional>
 #include <span>
 
+#include "common/bad_input.h"
+
 namespace kbgp::bgp {
 
 constexpr size_t kHeaderSize = 19;
@@ -30,6 +32,7 @@ struct FrameCheck {
   size_t length = 0;   // whole message length when known
   uint8_t type = 0;
   const char* error = "";  // static text for Malformed
+  bad_input::Framing reason = bad_input::Framing::BadMarker;  // meaningful for Malformed
 };
 
 // Checks the frame at the start of `bytes`. Incomplete when fewer than 19

@@ -26,6 +26,7 @@ size_t expected_length(MsgType type) {
     case MsgType::AllowDevice: return sizeof(AllowDevice);
     case MsgType::InstallMd5Key: return sizeof(InstallMd5Key);
     case MsgType::Md5Lookup: return sizeof(Md5Lookup);
+    case MsgType::SetLogLevel: return sizeof(SetLogLevel);
   }
   return 0;
 }
@@ -110,16 +111,14 @@ Received recv_msg(int sock, const shm::WorkerKind* sender, shm::WorkerKind recei
     out.status = Received::Status::Again;
     return out;
   }
-  if (n == 0) {
-    out.status = Received::Status::Closed;
-    return out;
-  }
   if (n < 0) {
     out.status = Received::Status::Closed;
     out.error = std::strerror(errno);
     return out;
   }
-  // Take ownership of every fd first, so a rejected message leaks none.
+  // Take ownership of every fd first, so a rejected message leaks none:
+  // also one that came with a zero-length message, which reads like the end
+  // of the stream (tests/fuzz/fuzz_ipc.cc found that leak).
   for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
       size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -129,6 +128,11 @@ Received recv_msg(int sock, const shm::WorkerKind* sender, shm::WorkerKind recei
         out.fds.emplace_back(fd);
       }
     }
+  }
+  if (n == 0) {
+    out.fds.clear();
+    out.status = Received::Status::Closed;
+    return out;
   }
   auto invalid = [&](const std::string& why) {
     out.status = Received::Status::Invalid;

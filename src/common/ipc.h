@@ -47,10 +47,12 @@ enum class MsgType : uint16_t {
                        // has none now), from a Control answer
   Md5Lookup = 12,      // supervisor -> uplink: a signed SYN came from a device
                        // without a key: ask Control about it
+  SetLogLevel = 13,    // supervisor -> any worker: log at this level from now on
+                       // (SIGHUP re-read the environment file)
 };
 
-// 2: InstallMd5Key, Md5Lookup.
-constexpr uint16_t kProtocolVersion = 2;
+// 2: InstallMd5Key, Md5Lookup. 3: SetLogLevel.
+constexpr uint16_t kProtocolVersion = 3;
 
 struct MsgHeader {
   uint16_t type;     // MsgType
@@ -130,6 +132,14 @@ struct AllowDevice {
 
 struct Ready {
   MsgHeader header;
+};
+
+// Only the supervisor changes a worker's log level: with the level in shared
+// memory, any worker could silence the others' logs.
+struct SetLogLevel {
+  MsgHeader header;
+  uint8_t log_level;  // log::Level
+  uint8_t pad[7];
 };
 
 struct Shutdown {

@@ -25,20 +25,29 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/bad_input.h"
 #include "common/endpoint.h"
 
 namespace kbgp::shm {
 
 constexpr uint32_t kControlMagic = 0x4b424731;  // "KBG1"
 constexpr uint32_t kSessionMagic = 0x4b425331;  // "KBS1"
-constexpr uint32_t kLayoutVersion = 6;  // 4: TCP-MD5 counters, SessionSlot::md5;
+constexpr uint32_t kLayoutVersion = 7;  // 4: TCP-MD5 counters, SessionSlot::md5;
                                         // 5: SessionRegion listener/uplink records;
-                                        // 6: ControlRegion::slots_in_use
+                                        // 6: ControlRegion::slots_in_use;
+                                        // 7: ControlRegion::bad_input,
+                                        //    512 KiB rings, ring wake-up flags
 
 constexpr uint32_t kMaxSessions = 4096;
 constexpr uint32_t kMaxListeners = 16;
 constexpr uint32_t kDenyViewEntries = 256;  // deny-list entries the admin can show
-constexpr size_t kRingCapacity = 128 * 1024;  // per direction; power of two
+// Per direction; power of two. 512 KiB: with the uplink keeping every
+// DataRequest until the backend acknowledges it, a ring must hold about
+// two full batches (batching.h) for the listener to keep reading while one
+// is in flight; at 128 KiB the uplink ran 4x as many smaller batches and
+// its CPU per byte (bench/relay --raw) was ~1.7x. Pages are allocated only
+// when touched and given back when a ring is idle (release_free_pages).
+constexpr size_t kRingCapacity = 512 * 1024;
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<int64_t>::is_always_lock_free);
@@ -172,6 +181,30 @@ struct alignas(64) DenyListView {
   DenyViewEntry entries[kDenyViewEntries];
 };
 
+// Bad input by kind (common/bad_input.h numbers the entries; spare ones
+// stay zero so kinds can be added without a layout change).
+constexpr uint32_t kFramingReasonSlots = 16;
+constexpr uint32_t kBackendErrorSlots = 16;
+constexpr uint32_t kBackendActionSlots = 8;
+struct alignas(64) BadInputCounters {
+  std::atomic<uint64_t> framing[kFramingReasonSlots];  // listener: sessions cut, by reason
+  std::atomic<uint64_t> backend[kBackendErrorSlots];   // uplink: backend protocol errors
+  std::atomic<uint64_t> actions[kBackendActionSlots];  // uplink: KILL / RESTART received
+};
+static_assert(bad_input::kFramingCount <= kFramingReasonSlots);
+static_assert(bad_input::kBackendCount <= kBackendErrorSlots);
+static_assert(bad_input::kActionCount <= kBackendActionSlots);
+
+inline void count(BadInputCounters& c, bad_input::Framing f) {
+  c.framing[static_cast<uint32_t>(f)].fetch_add(1, std::memory_order_relaxed);
+}
+inline void count(BadInputCounters& c, bad_input::Backend b) {
+  c.backend[static_cast<uint32_t>(b)].fetch_add(1, std::memory_order_relaxed);
+}
+inline void count(BadInputCounters& c, bad_input::BackendAction a) {
+  c.actions[static_cast<uint32_t>(a)].fetch_add(1, std::memory_order_relaxed);
+}
+
 struct ControlHeader {
   uint32_t magic;
   uint32_t version;
@@ -201,6 +234,8 @@ struct ControlRegion {
   // resident in each reader, and allocated in the memfd, since shared
   // memory allocates a page even when it is only read).
   std::atomic<uint64_t> slots_in_use[kMaxSessions / 64];
+  // Appended in layout version 7.
+  BadInputCounters bad_input;
 };
 
 // Ring `closed` values.
@@ -210,14 +245,24 @@ enum class RingClose : uint32_t { Open = 0, Eof = 1, Abort = 2 };
 // session began and never wrap; the byte at position p lives at
 // data[p % capacity]. write_pos is only written by the producer, read_pos
 // only by the consumer.
+//
+// Wake-up flags (layout version 7, in what was padding): a side that is
+// about to sleep until the other side moves sets its flag, then looks at the
+// other side's position once more; the other side, after moving its
+// position, wakes it only if the flag is set (and clears it). So a
+// producer that publishes while its consumer is busy anyway (a write in
+// flight) makes no system call and wakes no thread. Each flag lives on the
+// cache line of the side that sets it.
 struct alignas(64) RingHeader {
   std::atomic<uint64_t> write_pos;
   std::atomic<uint32_t> closed;   // RingClose, set by the producer after its last write
-  uint32_t pad0;
+  std::atomic<uint32_t> producer_waiting;  // 1: the producer waits for free space
   alignas(64) std::atomic<uint64_t> read_pos;
   std::atomic<uint64_t> messages;  // consumer's count: DataRequests sent (up) /
                                    // unused (down)
+  std::atomic<uint32_t> consumer_waiting;  // 1: the consumer waits for bytes
 };
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
 struct SessionHeader {
   uint32_t magic;

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 namespace kbgp {
@@ -98,6 +99,44 @@ void RingProducer::close(shm::RingClose how) {
 uint64_t RingProducer::write_pos() const {
   return header_->write_pos.load(std::memory_order_relaxed);
 }
+
+uint64_t RingProducer::read_pos() const {
+  return header_->read_pos.load(std::memory_order_acquire);
+}
+
+namespace {
+// The two halves of a flag hand-shake (Dekker): one side stores its
+// position then loads the flag, the other stores the flag then loads the
+// position. The seq_cst fences keep each store ahead of the load that
+// follows it, so at least one side sees the other's store: either the
+// sleeper sees the new position or the mover sees the flag. No wake-up is
+// lost.
+bool set_waiting_and_recheck(std::atomic<uint32_t>& flag, const std::atomic<uint64_t>& pos,
+                             uint64_t seen) {
+  flag.store(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return pos.load(std::memory_order_acquire) != seen;
+}
+bool take_waiting(std::atomic<uint32_t>& flag) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // A plain load first: the flag is usually clear, and an exchange would
+  // pull the other side's cache line over every time.
+  if (flag.load(std::memory_order_relaxed) == 0) return false;
+  return flag.exchange(0, std::memory_order_acq_rel) != 0;
+}
+}  // namespace
+
+bool RingProducer::wait_for_space(uint64_t seen_read_pos) {
+  return set_waiting_and_recheck(header_->producer_waiting, header_->read_pos, seen_read_pos);
+}
+
+bool RingProducer::consumer_wants_wake() { return take_waiting(header_->consumer_waiting); }
+
+bool RingConsumer::wait_for_bytes(uint64_t seen_write_pos) {
+  return set_waiting_and_recheck(header_->consumer_waiting, header_->write_pos, seen_write_pos);
+}
+
+bool RingConsumer::producer_wants_wake() { return take_waiting(header_->producer_waiting); }
 
 size_t RingConsumer::available() const {
   uint64_t w = header_->write_pos.load(std::memory_order_acquire);

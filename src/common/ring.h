@@ -56,6 +56,17 @@ class RingProducer {
 
   void close(shm::RingClose how);
   uint64_t write_pos() const;
+  // The consumer's position (acquire), unclamped.
+  uint64_t read_pos() const;
+
+  // Wake-up coalescing (layout.h, RingHeader). The producer found no room
+  // when the consumer's position was `seen_read_pos`: marks itself waiting
+  // and returns true if space was freed meanwhile (look again: the consumer
+  // may have missed the flag); false = sleep, the consumer will wake us.
+  bool wait_for_space(uint64_t seen_read_pos);
+  // After publishing bytes: whether the consumer sleeps and must be woken
+  // (clears its flag: one wake-up per sleep).
+  bool consumer_wants_wake();
 
  private:
   shm::RingHeader* header_ = nullptr;
@@ -88,6 +99,13 @@ class RingConsumer {
   // The producer's close state; meaningful once available() is 0 after it.
   shm::RingClose closed() const;
   uint64_t read_pos() const;
+
+  // Wake-up coalescing, the consumer's half: found nothing (more) to take
+  // when the producer's position was `seen_write_pos`: marks itself waiting
+  // and returns true if bytes arrived meanwhile (look again); false = sleep.
+  bool wait_for_bytes(uint64_t seen_write_pos);
+  // After freeing space: whether the producer sleeps and must be woken.
+  bool producer_wants_wake();
 
  private:
   shm::RingHeader* header_ = nullptr;

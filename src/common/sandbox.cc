@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "common/ipc.h"
+#include "common/sanitizer_options.h"
 
 namespace kbgp {
 
@@ -102,6 +103,17 @@ bool install_seccomp(std::span<const SyscallRule> allowed, std::string* error) {
     scmp_arg_cmp cmp = SCMP_CMP64(static_cast<unsigned>(rule.arg_index < 0 ? 0 : rule.arg_index),
                                   SCMP_CMP_MASKED_EQ, rule.mask, rule.value);
     if (!add(rule, action, nr, rule.arg_index < 0 ? 0 : 1, cmp)) return false;
+  }
+  // Sanitizer builds only (empty otherwise): what the ASan/UBSan runtime
+  // itself calls, unless the table allows it already.
+  for (const auto& rule : sanitizer_runtime_rules()) {
+    bool present = false;
+    for (const auto& own : allowed)
+      present = present || (std::strcmp(own.name, rule.name) == 0 && own.arg_index < 0 &&
+                            own.refuse_errno == 0);
+    int nr = seccomp_syscall_resolve_name(rule.name);
+    if (present || nr == __NR_SCMP_ERROR) continue;
+    if (!add(rule, SCMP_ACT_ALLOW, nr, 0, scmp_arg_cmp{})) return false;
   }
 
   struct sigaction reporter {};

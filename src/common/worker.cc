@@ -87,6 +87,25 @@ std::optional<WorkerContext> worker_bootstrap(shm::WorkerKind kind, bool writabl
   return ctx;
 }
 
+bool handle_common_message(const ipc::Received& msg) {
+  if (msg.type() != ipc::MsgType::SetLogLevel) return false;
+  uint8_t wanted = msg.as<ipc::SetLogLevel>().log_level;
+  if (wanted > static_cast<uint8_t>(log::Level::Off)) {
+    log::warn("log level from the supervisor out of range; kept", {{"log-level", wanted}});
+    return true;
+  }
+  auto level = static_cast<log::Level>(wanted);
+  log::Level before = log::level();
+  // Said at info while either level shows it, so lowering the level is
+  // seen too.
+  if (before <= log::Level::Info) log::info("log level changed", {{"from", log::level_name(before)},
+                                                                  {"to", log::level_name(level)}});
+  log::set_level(level);
+  if (before > log::Level::Info) log::info("log level changed", {{"from", log::level_name(before)},
+                                                                 {"to", log::level_name(level)}});
+  return true;
+}
+
 void eventfd_signal(int fd) {
   uint64_t one = 1;
   ssize_t n;

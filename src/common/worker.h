@@ -32,6 +32,10 @@ struct WorkerContext {
 // region. On failure logs why and returns nullopt; the worker then exits.
 std::optional<WorkerContext> worker_bootstrap(shm::WorkerKind kind, bool writable_control);
 
+// Takes the supervisor's messages that every worker handles alike
+// (SetLogLevel); returns false for any other type, which the worker handles.
+bool handle_common_message(const ipc::Received& msg);
+
 // eventfd helpers: add one / read and reset. Errors other than EAGAIN are ignored
 // because an eventfd write can only fail on counter overflow.
 void eventfd_signal(int fd);

@@ -181,6 +181,21 @@ void DataStream::relay_up(const pb::DataRequest& request) {
     session_->collector().write(chunk);
   }
   session_->count_request(bytes);
+  unacked_bytes_ += bytes;
+}
+
+bool DataStream::ack_due() {
+  if (session_->counter_up() <= acked_up_sent_) return false;
+  if (session_->counter_up() - acked_up_sent_ >= kAckEveryRequests ||
+      unacked_bytes_ >= kAckEveryBytes || ack_delay_over_)
+    return true;
+  if (!ack_timer_)
+    ack_timer_ = std::make_unique<Timer>(backend_.loop.base(), [this] {
+      ack_delay_over_ = true;
+      pump();
+    });
+  if (!ack_timer_->armed()) ack_timer_->arm(kAckDelayS);
+  return false;
 }
 
 void DataStream::on_agent_half_close() {
@@ -228,9 +243,12 @@ void DataStream::pump() {
     return;
   }
   if (killed_ || restarting_ || !session_) return;
-  if (extension_ && session_->counter_up() > acked_up_sent_) {
+  if (extension_ && ack_due()) {
     // Lets the agent forget the DataRequests we relayed.
     acked_up_sent_ = session_->counter_up();
+    unacked_bytes_ = 0;
+    ack_delay_over_ = false;
+    if (ack_timer_) ack_timer_->cancel();
     pb::DataResponse r;
     r.set_action(static_cast<pb::DataAction>(resume::kActionAck));
     r.add_data(resume::encode_ack(acked_up_sent_));
@@ -359,6 +377,7 @@ void DataStream::finish(grpc::Status status) {
   if (!reactor_ || finishing_) return;
   finishing_ = true;
   restart_timer_.reset();
+  ack_timer_.reset();
   release_session(true);  // no-op unless a path forgot to decide
   if (writing_) {
     finish_status_ = std::move(status);  // on_write_done finishes

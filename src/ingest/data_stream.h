@@ -52,6 +52,15 @@ class DataStream final : public StreamEvents<pb::DataRequest>, public SessionStr
   static constexpr size_t kMaxMessageBytes = 64u << 10;
   // How long a RESTART may wait for the agent's half-close.
   static constexpr double kRestartTimeoutS = 30;
+  // Acknowledgements (extension): one per DataRequest cost the agent a read
+  // completion on a gRPC thread, and us a write, for every small batch of a
+  // table dump. So acknowledge every kAckEveryRequests requests or
+  // kAckEveryBytes bytes (well inside the agent's window of 63 requests and
+  // its 512 KiB ring, which holds the bytes until then), or kAckDelayS after
+  // the first one not acknowledged yet. Data is never delayed by this.
+  static constexpr uint64_t kAckEveryRequests = 16;
+  static constexpr size_t kAckEveryBytes = 128u << 10;
+  static constexpr double kAckDelayS = 0.02;
 
   DataStream(Backend& backend, DataCallParams params, Device device, std::string email,
              std::string peer);
@@ -83,6 +92,9 @@ class DataStream final : public StreamEvents<pb::DataRequest>, public SessionStr
   void maybe_read();
   // An acknowledgement from the agent (extension); false ends the stream.
   bool on_acknowledgement(const pb::DataRequest& request);
+  // Extension: whether an acknowledgement should go out now; arms the
+  // delay timer when one is owed but not due yet.
+  bool ack_due();
   void stream_broken(const std::string& why);
   // Lets go of the session: bytes of an unfinished write go back in front of
   // the collector's input; `wait_for_resume` detaches (grace period).
@@ -105,6 +117,9 @@ class DataStream final : public StreamEvents<pb::DataRequest>, public SessionStr
   std::string inflight_;      // collector bytes in the outstanding write (no extension)
   bool extension_ = false;    // the agent asked for x-kbgp-resume; we echo it
   uint64_t acked_up_sent_ = 0;  // counter-up in our last acknowledgement
+  size_t unacked_bytes_ = 0;    // bytes relayed since then
+  bool ack_delay_over_ = false; // ack_timer_ fired: acknowledge at the next chance
+  std::unique_ptr<Timer> ack_timer_;
   uint64_t resend_next_ = 0;    // next kept DataResponse to send again; 0 = none
   uint64_t resend_to_ = 0;
   pb::DataAction action_pending_ = pb::DATA_ACTION_UNSPECIFIED;   // to send next

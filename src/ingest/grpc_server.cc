@@ -46,9 +46,13 @@ std::unique_ptr<grpc::Server> start_grpc_server(const Options& options,
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   // Receive-side flow control: without these a stream whose reads we delay
-  // (collector back-pressure) lets ~4 MiB pile up; with them ~48 KiB.
+  // (collector back-pressure) lets ~4 MiB pile up (BDP probing grows the
+  // window); with them at most the lookahead per stream. 512 KiB, not
+  // 64 KiB: the agent sends DataRequests of up to 256 KiB, and a window
+  // smaller than one made every request wait for several WINDOW_UPDATE
+  // round trips, each a wake-up of the agent's and our gRPC threads.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 65536);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 512 * 1024);
   auto server = builder.BuildAndStart();
   if (!server || *port == 0) {
     *error = "cannot serve gRPC on " + options.listen.to_string() +

@@ -2,9 +2,11 @@
 
 #include "common/decimal.h"
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 
+#include "common/version.h"
 #include "config.h"
 
 namespace kbgp::ingest {
@@ -29,7 +31,7 @@ OptionsExit usage_error(const std::string& message) {
 
 }  // namespace
 
-std::string version_text() { return std::string("kbgp-ingest ") + PACKAGE_VERSION; }
+std::string version_text() { return version_line("kbgp-ingest"); }
 
 std::string usage_text() {
   return "Usage: kbgp-ingest --listen ADDR:PORT --credentials FILE --registry FILE\n"

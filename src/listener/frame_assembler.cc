@@ -53,6 +53,7 @@ FrameAssembler::Result FrameAssembler::drain() {
   if (malformed_) {
     result.status = Result::Status::Malformed;
     result.error = malformed_error_;
+    result.reason = malformed_reason_;
     return result;
   }
   for (;;) {
@@ -66,8 +67,10 @@ FrameAssembler::Result FrameAssembler::drain() {
       // Sticky: nothing after a bad header can be trusted.
       malformed_ = true;
       malformed_error_ = frame.error;
+      malformed_reason_ = frame.reason;
       result.status = Result::Status::Malformed;
       result.error = frame.error;
+      result.reason = frame.reason;
       return result;
     }
     // Only the header was checked: the body is there when enough is staged.

@@ -55,6 +55,7 @@ class FrameAssembler {
     size_t messages = 0;  // published by this call
     size_t bytes = 0;
     const char* error = "";  // static text for Malformed
+    bad_input::Framing reason = bad_input::Framing::BadMarker;  // for Malformed
     // The device's OPEN, the first time one is published (its parse may
     // fail: the framing was fine, so it is relayed and the BGP peer decides).
     std::optional<bgp::OpenInfo> device_open;
@@ -79,6 +80,7 @@ class FrameAssembler {
   uint32_t flags_ = 0;  // shm::kDeviceOpenSeen ... (mirrors record_->framing)
   bool malformed_ = false;
   const char* malformed_error_ = "";
+  bad_input::Framing malformed_reason_ = bad_input::Framing::BadMarker;
   bgp::SessionFraming framing_;
 };
 

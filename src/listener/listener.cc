@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "common/uuid.h"
 #include "config.h"
 #include "listener/tcp_accounting.h"
@@ -20,6 +21,18 @@ namespace kbgp::listener {
 namespace {
 
 constexpr int kChannelBatch = 64;  // messages per channel wake-up, for fairness
+
+// How long a device may leave a started BGP message unfinished: its OPEN's
+// hold time (a speaker must send something at least that often, and its
+// peer's hold timer would expire anyway, since the keepalives queue behind
+// the unfinished message), at most 240 s (RFC 4271's suggested hold time
+// before the OPEN, and more than any real link needs for 64 KiB); 240 s
+// before the OPEN or with hold time 0.
+constexpr int64_t kIncompleteMessageMaxNs = 240'000'000'000;
+int64_t incomplete_message_limit_ns(uint32_t hold_time_s) {
+  int64_t hold = int64_t{hold_time_s} * 1'000'000'000;
+  return hold > 0 && hold < kIncompleteMessageMaxNs ? hold : kIncompleteMessageMaxNs;
+}
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -83,6 +96,10 @@ struct Listener::Session {
   uint64_t bytes_down = 0;
   uint64_t msgs_down_published = 0;
   uint64_t up_taken_at_tick = 0;  // for release_idle_up_rings
+  // For end_stalled_messages: the up-ring position where the unfinished
+  // message starts, and since when (monotonic; 0 = nothing unfinished).
+  uint64_t stalled_at_pos = 0;
+  int64_t stalled_since_ns = 0;
   bool up_dirty = false;          // up ring written since its pages were released
 
   log::Field peer() const { return {"peer-addr", peer_addr}; }
@@ -174,6 +191,33 @@ void Listener::heartbeat_cb(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Listener*>(arg);
   self->ctx_.heartbeat();
   self->release_idle_up_rings();
+  self->end_stalled_messages();
+}
+
+void Listener::end_stalled_messages() {
+  int64_t now = monotonic_ns();
+  for (auto& sp : sessions_) {
+    if (!sp || sp->ended || !sp->assembler) continue;
+    Session& s = *sp;
+    if (s.assembler->staged() == 0 || s.waiting_space || s.device_eof) {
+      s.stalled_since_ns = 0;
+      continue;
+    }
+    uint64_t at = s.up.write_pos();
+    if (s.stalled_since_ns == 0 || s.stalled_at_pos != at) {  // a new unfinished message
+      s.stalled_at_pos = at;
+      s.stalled_since_ns = now;
+      continue;
+    }
+    uint32_t hold = s.view->hold_time.load(std::memory_order_relaxed);
+    if (now - s.stalled_since_ns <= incomplete_message_limit_ns(hold)) continue;
+    log::warn("device left a BGP message unfinished too long",
+              {s.peer(), s.local(), s.sid(), {"staged-bytes", s.assembler->staged()},
+               {"seconds", (now - s.stalled_since_ns) / 1'000'000'000},
+               {"hold-time", hold}});
+    framing_error(s, "message not completed within the hold time",
+                  bad_input::Framing::IncompleteTimeout);
+  }
 }
 
 void Listener::release_idle_up_rings() {
@@ -231,6 +275,7 @@ void Listener::on_channel() {
         stop();
         return;
       default:
+        if (handle_common_message(msg)) break;  // common/worker.h
         log::warn("unexpected message type from the supervisor",
                   {{"type", static_cast<int>(msg.type())}});
         break;
@@ -455,6 +500,8 @@ void Listener::on_device_readable(Session& s) {
 }
 
 void Listener::pump_up(Session& s) {
+  // Before drain() looks at the free space: see wait_for_space below.
+  const uint64_t seen_read = s.up.read_pos();
   auto result = s.assembler->drain();
   if (result.messages) {
     s.msgs_up += result.messages;
@@ -462,7 +509,9 @@ void Listener::pump_up(Session& s) {
     control_->counters.messages_up.fetch_add(result.messages, std::memory_order_relaxed);
     control_->counters.bytes_up.fetch_add(result.bytes, std::memory_order_relaxed);
     publish_stats(s);
-    wake_uplink(s.slot);
+    // Only an uplink that sleeps on this ring needs the wake-up; one with a
+    // write in flight comes back by itself (ring.h, wake-up coalescing).
+    if (s.up.consumer_wants_wake()) wake_uplink(s.slot);
   }
   if (result.device_open) {
     const auto& open = *result.device_open;
@@ -474,7 +523,7 @@ void Listener::pump_up(Session& s) {
   }
   switch (result.status) {
     case FrameAssembler::Result::Status::Malformed:
-      return framing_error(s, result.error);
+      return framing_error(s, result.error, result.reason);
     case FrameAssembler::Result::Status::NeedsSpace:
       // Back-pressure: the kernel's receive buffer fills, TCP's window closes
       // and the device waits. Reading resumes when the uplink frees space.
@@ -483,6 +532,9 @@ void Listener::pump_up(Session& s) {
         s.waiting_space = true;
         ++sessions_waiting_space_;
       }
+      // The uplink wakes us when it frees space, if it sees the flag; space
+      // freed before it was set is seen here instead.
+      if (s.up.wait_for_space(seen_read)) return pump_up(s);
       return;
     case FrameAssembler::Result::Status::Drained:
       if (s.waiting_space) {
@@ -494,9 +546,12 @@ void Listener::pump_up(Session& s) {
   }
 }
 
-void Listener::framing_error(Session& s, const char* error) {
+void Listener::framing_error(Session& s, const char* error, bad_input::Framing reason) {
   control_->counters.framing_errors.fetch_add(1, std::memory_order_relaxed);
-  log::warn("malformed BGP framing from device", {s.peer(), s.local(), s.sid(), {"error", error}});
+  shm::count(control_->bad_input, reason);
+  log::warn("malformed BGP framing from device",
+            {s.peer(), s.local(), s.sid(), {"error", error},
+             {"reason", bad_input::framing_label(reason)}});
   end_session(s, ipc::SessionEnd::FramingError, CloseHow::Abortive);
 }
 
@@ -530,6 +585,7 @@ void Listener::pump_down(Session& s) {
       if (freed) wake_uplink(s.slot);
       return end_session(s, ipc::SessionEnd::BackendKilled, CloseHow::Abortive);
     }
+    const uint64_t seen_write = s.down.write_pos();  // before readable(): see below
     auto spans = s.down.readable();
     if (spans.size() == 0) {
       if (closed == shm::RingClose::Eof) {
@@ -538,6 +594,9 @@ void Listener::pump_down(Session& s) {
                                            : ipc::SessionEnd::BackendClosed,
                            CloseHow::Orderly);
       }
+      // Sleep until the uplink writes (it wakes us only when it sees this
+      // flag); bytes written before the flag was set are seen here.
+      if (s.down.wait_for_bytes(seen_write)) continue;
       break;
     }
     iovec iov[2] = {{const_cast<uint8_t*>(spans.first.data()), spans.first.size()},
@@ -583,7 +642,8 @@ void Listener::pump_down(Session& s) {
   }
   if (freed) {
     publish_stats(s);
-    wake_uplink(s.slot);  // space freed in down
+    // Space freed in down: only an uplink waiting for it needs to know.
+    if (s.down.producer_wants_wake()) wake_uplink(s.slot);
   }
 }
 

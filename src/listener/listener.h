@@ -72,7 +72,7 @@ class Listener {
   void on_device_readable(Session& s);
   void pump_up(Session& s);
   void pump_down(Session& s);
-  void framing_error(Session& s, const char* error);
+  void framing_error(Session& s, const char* error, bad_input::Framing reason);
   void end_session(Session& s, ipc::SessionEnd reason, CloseHow how);
   void start_reading(Session& s);
   void stop_reading(Session& s);
@@ -85,6 +85,13 @@ class Listener {
   // release_free_pages), so an idle session holds a page or two, not every
   // page its byte positions ever passed through.
   void release_idle_up_rings();
+  // Once a second: ends sessions whose device started a BGP message and
+  // left it unfinished for longer than incomplete_message_limit_ns()
+  // (a slowloris holds a socket, a slot and two ring pages forever
+  // otherwise; its BGP peer cannot even see its keepalives, which queue
+  // behind the unfinished message). Time spent waiting for up-ring space
+  // does not count: then it is we who do not read.
+  void end_stalled_messages();
   // Once per loop iteration: one eventfd write for every marked session, and
   // sessions that ended in the iteration are freed.
   void after_iteration();

@@ -4,26 +4,67 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <string>
 
 #include "common/log.h"
+#include "common/version.h"
 #include "config.h"
 #include "supervisor/options.h"
 #include "supervisor/supervisor.h"
 
+namespace {
+
+std::optional<std::string> from_environment(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (!v) return std::nullopt;
+  return std::string(v);
+}
+
+// --env-file: read now as if it were part of the environment (its values
+// win over the environment's, as when systemd loads it), and kept for
+// SIGHUP (supervisor_reload.cc). False after printing why it is unusable.
+bool load_env_file(const std::vector<std::string>& args, kbgp::EnvFileState* state,
+                   bool* missing) {
+  auto path = kbgp::env_file_argument(args, from_environment);
+  if (!path) return true;
+  std::error_code ec;
+  // Absolute: the supervisor changes to / before SIGHUP can come.
+  state->path = std::filesystem::absolute(*path, ec).string();
+  if (ec) state->path = *path;
+  kbgp::EnvFile file = kbgp::read_env_file(state->path);
+  if (!file.errors.empty()) {
+    // --help and --version work whatever the file holds.
+    auto plain = kbgp::parse_options(args, from_environment);
+    if (plain.kind == kbgp::ParseOutcome::Kind::Help ||
+        plain.kind == kbgp::ParseOutcome::Kind::Version)
+      return true;
+    for (const auto& e : file.errors)
+      std::fprintf(stderr, "kbgp: --env-file %s: %s\n", state->path.c_str(), kbgp::describe(e).c_str());
+    return false;
+  }
+  *missing = file.missing;
+  for (const auto& [key, value] : file.values) ::setenv(key.c_str(), value.c_str(), 1);
+  state->at_start = file.values;
+  state->applied = file.values;
+  return true;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  auto outcome = kbgp::parse_options(args, [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    if (!v) return std::nullopt;
-    return std::string(v);
-  });
+  kbgp::EnvFileState env_file;
+  bool env_file_missing = false;
+  if (!load_env_file(args, &env_file, &env_file_missing)) return 2;
+  auto outcome = kbgp::parse_options(args, from_environment);
   switch (outcome.kind) {
     case kbgp::ParseOutcome::Kind::Help:
       std::fputs(outcome.message.c_str(), stdout);
       return 0;
     case kbgp::ParseOutcome::Kind::Version:
-      std::printf("kbgp %s\n", PACKAGE_VERSION);
+      std::printf("%s\n", kbgp::version_line("kbgp").c_str());
       return 0;
     case kbgp::ParseOutcome::Kind::Error:
       std::fprintf(stderr, "kbgp: %s\n", outcome.message.c_str());
@@ -51,7 +92,12 @@ int main(int argc, char** argv) {
   }
   kbgp::log::init("supervisor", outcome.options.log_level,
                   outcome.options.human_logs ? kbgp::log::Format::Human : kbgp::log::Format::Json);
-  kbgp::Supervisor supervisor(std::move(outcome.options));
+  if (env_file_missing)
+    kbgp::log::warn("environment file missing; started without it (SIGHUP reads it once it exists)",
+                    {{"file", env_file.path}});
+  env_file.args = args;  // before the token in argv was blanked: parsed again on SIGHUP
+  env_file.flags_given = outcome.flags_given;
+  kbgp::Supervisor supervisor(std::move(outcome.options), std::move(env_file));
   if (int rc = supervisor.setup(); rc != 0) return rc;
   return supervisor.run();
 }

@@ -34,7 +34,7 @@ const FlagSpec kFlags[] = {
      "Listen address(es) to bind to, comma-separated or repeated (default 0.0.0.0:179,[::]:179)"},
     {"log-export-url", ValueKind::String, nullptr, "string",
      "URL to export logs to (default \"https://grpc.api.kentik.com/agents/v202204/logs\")"},
-    {"log-level", ValueKind::Level, nullptr, "string",
+    {"log-level", ValueKind::Level, "KENTIK_LOG_LEVEL", "string",
      "Log level: trace, debug, info, warn, error (default \"info\")"},
     {"md5-listen-interface", ValueKind::String, nullptr, "string",
      "Network interface to capture connection attempts on (default \"any\")"},
@@ -59,6 +59,8 @@ const FlagSpec kFlags[] = {
      "PEM file of CA certificates for the target (default: the system store)"},
     {"tls-server-name", ValueKind::String, "KBGP_TLS_SERVER_NAME", "string",
      "Name to verify in the target's certificate (default: the target's host)"},
+    {"env-file", ValueKind::String, "KBGP_ENV_FILE", "string",
+     "Environment file (KEY=VALUE lines) read at start and re-read on SIGHUP"},
 };
 
 const FlagSpec* find_flag(const std::string& name) {
@@ -121,6 +123,7 @@ struct Parser {
         else if (name == "user") opts.user = value;
         else if (name == "tls-ca-file") opts.tls_ca_file = value;
         else if (name == "tls-server-name") opts.tls_server_name = value;
+        else if (name == "env-file") opts.env_file = value;
         else if (name == "metrics-addr") {
           if (!Endpoint::parse_address(value))
             return fail(name, value, "expected an IPv4 or IPv6 address");
@@ -193,6 +196,26 @@ std::optional<std::string> region_target(const std::string& region) {
   return std::nullopt;
 }
 
+std::optional<std::string> env_file_argument(const std::vector<std::string>& args,
+                                             const EnvLookup& env) {
+  std::optional<std::string> path = env("KBGP_ENV_FILE");
+  if (path && path->empty()) path.reset();
+  for (size_t i = 0; i < args.size(); ++i) {
+    for (const char* prefix : {"--env-file", "-env-file"}) {
+      std::string p = prefix;
+      if (args[i] == p && i + 1 < args.size()) path = args[i + 1];
+      else if (args[i].rfind(p + "=", 0) == 0) path = args[i].substr(p.size() + 1);
+    }
+  }
+  return path;
+}
+
+std::optional<std::string> flag_of_variable(const std::string& variable) {
+  for (const auto& f : kFlags)
+    if (f.env && variable == f.env) return std::string(f.name);
+  return std::nullopt;
+}
+
 std::string help_text() {
   std::string out =
       "Usage: kbgp [flags]\n"
@@ -245,6 +268,7 @@ ParseOutcome parse_options(const std::vector<std::string>& args, const EnvLookup
       out.message = "unknown flag \"" + arg + "\" (see --help)";
       return out;
     }
+    out.flags_given.push_back(name);
     if (!value) {
       if (f->kind == ValueKind::Bool) {
         value = "true";

@@ -37,18 +37,27 @@ struct Options {
   std::string user = "kbgp";             // the workers' user
   std::string tls_ca_file;               // PEM roots instead of the system store
   std::string tls_server_name;           // name to check in the backend certificate
+  std::string env_file;                  // re-read on SIGHUP (supervisor/env_file.h)
 };
 
 struct ParseOutcome {
   enum class Kind { Run, Help, Version, Error } kind = Kind::Error;
   Options options;
   std::string message;  // the error line, or the help text
+  std::vector<std::string> flags_given;  // names of the flags on the command line
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 
 ParseOutcome parse_options(const std::vector<std::string>& args, const EnvLookup& env);
 std::string help_text();
+// The --env-file value (or $KBGP_ENV_FILE) before the full parse: the
+// file's variables are part of the environment the full parse reads.
+std::optional<std::string> env_file_argument(const std::vector<std::string>& args,
+                                             const EnvLookup& env);
+// The flag an environment variable stands for ("log-level" for
+// KENTIK_LOG_LEVEL); nullopt for a variable that is no flag's.
+std::optional<std::string> flag_of_variable(const std::string& variable);
 // The backend a region sends sessions to; nullopt for an unknown region.
 std::optional<std::string> region_target(const std::string& region);
 

@@ -2,6 +2,7 @@
 
 #include <event2/event.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -16,8 +17,10 @@
 #include "common/log.h"
 #include "common/log_ring.h"
 #include "common/sandbox.h"
+#include "common/sanitizer_options.h"
 #include "common/timeutil.h"
 #include "common/uuid.h"
+#include "common/version.h"
 #include "config.h"
 #include "supervisor/deny_view.h"
 #include "supervisor/listeners.h"
@@ -62,6 +65,9 @@ std::vector<std::string> worker_environment() {
     const char* value = ::getenv(name);
     if (value) env.push_back(std::string(name) + "=" + value);
   }
+  // Sanitizer builds only (docs/security.md, "Sanitizer builds"): what the
+  // runtime cannot do under seccomp is switched off; empty otherwise.
+  for (auto& assignment : sandboxed_sanitizer_environment()) env.push_back(std::move(assignment));
   return env;
 }
 
@@ -70,7 +76,8 @@ std::vector<std::string> worker_environment() {
 void Supervisor::EventDeleter::operator()(event* ev) const { event_free(ev); }
 void Supervisor::BaseDeleter::operator()(event_base* base) const { event_base_free(base); }
 
-Supervisor::Supervisor(Options options) : options_(std::move(options)) {
+Supervisor::Supervisor(Options options, EnvFileState env_file)
+    : options_(std::move(options)), env_file_(std::move(env_file)) {
   workers_.reserve(shm::kWorkerCount);
   std::string dir = worker_directory();
   workers_.emplace_back(shm::WorkerKind::Listener, dir + "/kbgp-listener");
@@ -147,7 +154,7 @@ int Supervisor::setup() {
   uint8_t instance[16];
   uuid_v4(instance);
   copy_string(cfg.instance_id, sizeof cfg.instance_id, uuid_to_string(instance));
-  copy_string(cfg.version, sizeof cfg.version, PACKAGE_VERSION);
+  copy_string(cfg.version, sizeof cfg.version, agent_version());
   copy_string(cfg.target, sizeof cfg.target, options_.target);
   copy_string(cfg.api_email, sizeof cfg.api_email, options_.email);
   copy_string(cfg.md5_interface, sizeof cfg.md5_interface, options_.md5_interface);
@@ -268,7 +275,7 @@ int Supervisor::run() {
   std::string listeners;
   for (uint32_t i = 0; i < control_->config.listener_count; ++i)
     listeners += (i ? "," : "") + std::string(control_->config.listeners[i]);
-  log::info("kbgp started", {{"version", PACKAGE_VERSION},
+  log::info("kbgp started", {{"version", agent_version()},
                              {"instance", control_->config.instance_id},
                              {"listen", listeners},
                              {"target", options_.target},
@@ -325,8 +332,9 @@ void Supervisor::start_worker(WorkerProcess& w) {
     std::memset(&up, 0, sizeof up);  // the token stays nowhere longer than needed
   }
   if (w.kind() != shm::WorkerKind::Admin) {
+    drop_hand_offs(w);
     sessions_->for_each([&](SupervisedSession& s) {
-      if (ok) ok = send_session(w, s);
+      if (ok) ok = hand_off(w, s) != HandOff::Failed;
     });
   }
   if (!ok) {
@@ -353,12 +361,87 @@ bool Supervisor::send_session(WorkerProcess& w, const SupervisedSession& s) {
   return ipc::send_msg(w.channel(), &msg, sizeof msg, fds, 1);
 }
 
+namespace {
+// Room for one more message without blocking (POLLOUT on a unix socket:
+// at least a quarter of the send buffer free).
+bool channel_has_room(int fd) {
+  pollfd p{fd, POLLOUT, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0;
+}
+}  // namespace
+
+Supervisor::HandOff Supervisor::hand_off(WorkerProcess& w, const SupervisedSession& s) {
+  if (!w.running()) return HandOff::Sent;  // handed over when it is back
+  auto kind = static_cast<size_t>(w.kind());
+  auto& backlog = hand_off_backlog_[kind];
+  if (backlog.empty() && channel_has_room(w.channel()))
+    return send_session(w, s) ? HandOff::Sent : HandOff::Failed;
+  if (backlog.empty())
+    log::warn("a worker is slow to take new sessions; accepting paused until it caught up",
+              {{"worker", ipc::worker_name(w.kind())}});
+  backlog.push_back({s.slot, s.generation});
+  if (!channel_write_events_[kind])
+    channel_write_events_[kind].reset(event_new(base_.get(), w.channel(), EV_WRITE,
+                                                &Supervisor::on_channel_writable, this));
+  event_add(channel_write_events_[kind].get(), nullptr);
+  if (!accepting_paused_) {
+    accepting_paused_ = true;
+    for (auto& ev : listen_events_) event_del(ev.get());
+  }
+  return HandOff::Queued;
+}
+
+void Supervisor::on_channel_writable(int fd, short, void* arg) {
+  auto* self = static_cast<Supervisor*>(arg);
+  for (auto& w : self->workers_)
+    if (w.running() && w.channel() == fd) self->flush_hand_offs(w);
+}
+
+void Supervisor::flush_hand_offs(WorkerProcess& w) {
+  auto kind = static_cast<size_t>(w.kind());
+  auto& backlog = hand_off_backlog_[kind];
+  while (!backlog.empty()) {
+    if (!channel_has_room(w.channel())) {
+      event_add(channel_write_events_[kind].get(), nullptr);
+      return;
+    }
+    PendingHandOff next = backlog.front();
+    backlog.pop_front();
+    SupervisedSession* s = sessions_->find(next.slot, next.generation);
+    if (!s) continue;
+    if (!send_session(w, *s)) {
+      log::error("cannot hand a session to a worker; restarting it",
+                 {{"worker", ipc::worker_name(w.kind())}, {"error", std::strerror(errno)}});
+      signal_worker(w, SIGKILL);
+      return;
+    }
+  }
+  log::info("the worker took every waiting session; accepting again",
+            {{"worker", ipc::worker_name(w.kind())}});
+  resume_accepting_if_clear();
+}
+
+void Supervisor::drop_hand_offs(WorkerProcess& w) {
+  auto kind = static_cast<size_t>(w.kind());
+  hand_off_backlog_[kind].clear();
+  channel_write_events_[kind].reset();
+  resume_accepting_if_clear();
+}
+
+void Supervisor::resume_accepting_if_clear() {
+  if (!accepting_paused_ || shutting_down_) return;
+  for (const auto& backlog : hand_off_backlog_)
+    if (!backlog.empty()) return;
+  accepting_paused_ = false;
+  for (auto& ev : listen_events_) event_add(ev.get(), nullptr);
+}
+
 void Supervisor::on_listener_readable(int fd, short, void* arg) {
   static_cast<Supervisor*>(arg)->accept_connections(fd);
 }
 
 void Supervisor::accept_connections(int listen_fd) {
-  for (size_t i = 0; i < kMaxAcceptsPerWake && !shutting_down_; ++i) {
+  for (size_t i = 0; i < kMaxAcceptsPerWake && !shutting_down_ && !accepting_paused_; ++i) {
     sockaddr_storage peer{};
     socklen_t peer_len = sizeof peer;
     UniqueFd conn(::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len,
@@ -398,7 +481,7 @@ void Supervisor::accept_connections(int listen_fd) {
                                              {"md5", md5 ? "yes" : "no"}});
     for (auto kind : {shm::WorkerKind::Listener, shm::WorkerKind::Uplink}) {
       WorkerProcess& w = worker(kind);
-      if (!send_session(w, *s)) {
+      if (hand_off(w, *s) == HandOff::Failed) {
         log::error("cannot hand a session to a worker; restarting it",
                    {{"worker", ipc::worker_name(kind)}, {"error", std::strerror(errno)}});
         signal_worker(w, SIGKILL);
@@ -574,7 +657,7 @@ void Supervisor::on_signal(int sig, short, void* arg) {
       self->begin_shutdown();
       break;
     case SIGHUP:
-      log::info("SIGHUP: nothing to reload; configuration comes from flags and environment");
+      if (!self->shutting_down_) self->reload_env_file();
       break;
   }
 }
@@ -592,6 +675,7 @@ void Supervisor::reap_children() {
       w.budget.paused = false;
       handle_worker_message(w, true);
       channel_events_[kind].reset();
+      drop_hand_offs(w);  // its channel is gone; start_worker sends them all
       bool seccomp = WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS;
       std::string syscall = !seccomp ? ""
                             : w.reported_syscall >= 0

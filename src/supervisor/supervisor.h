@@ -2,6 +2,7 @@
 // workers, account for every session, keep the workers running.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "common/ipc.h"
 #include "common/shm.h"
 #include "supervisor/deny_list.h"
+#include "supervisor/env_file.h"
 #include "supervisor/md5_support.h"
 #include "supervisor/options.h"
 #include "supervisor/restart_policy.h"
@@ -22,9 +24,18 @@ struct event;
 
 namespace kbgp {
 
+// What SIGHUP needs to re-read the environment file (supervisor_reload.cc).
+struct EnvFileState {
+  std::string path;                      // absolute; empty: no --env-file
+  EnvValues at_start;                    // the file when kbgp started
+  EnvValues applied;                     // after the last SIGHUP that took effect
+  std::vector<std::string> args;         // the command line, parsed again with the file
+  std::vector<std::string> flags_given;  // flag names on it (they win over the file)
+};
+
 class Supervisor {
  public:
-  explicit Supervisor(Options options);
+  explicit Supervisor(Options options, EnvFileState env_file = {});
   ~Supervisor();
   // Sets up everything that needs privileges; returns the exit code on
   // failure (after logging why), 0 on success.
@@ -71,13 +82,31 @@ class Supervisor {
   static void on_restart_due(int fd, short what, void* arg);
   void start_due_workers(int64_t now_mono_ns);
   bool send_session(WorkerProcess& worker, const SupervisedSession& session);
+  // Hands a session to a worker without ever blocking on its channel: a
+  // worker that is slow to read (a burst of connections) while it may
+  // itself be sending to us must not deadlock both until the send timeout
+  // (which used to get it killed, over and over: a connection flood made
+  // the uplink crash-loop). What does not fit waits in the worker's
+  // backlog, sent in order once the channel is writable; accepting pauses
+  // meanwhile (the kernel's listen queue holds new connections).
+  enum class HandOff { Sent, Queued, Failed };
+  HandOff hand_off(WorkerProcess& worker, const SupervisedSession& session);
+  static void on_channel_writable(int fd, short what, void* arg);
+  void flush_hand_offs(WorkerProcess& worker);
+  void drop_hand_offs(WorkerProcess& worker);  // it died: start_worker sends all again
+  void resume_accepting_if_clear();
   void begin_shutdown();
+  // SIGHUP: re-read the environment file, apply what can change at run
+  // time, log every change (supervisor_reload.cc).
+  void reload_env_file();
+  void apply_log_level(log::Level level);
   void tick();
   // True when every worker runs, said Ready and has a fresh heartbeat.
   bool workers_healthy(int64_t now_mono_ns) const;
   WorkerProcess& worker(shm::WorkerKind kind) { return workers_[static_cast<size_t>(kind)]; }
 
   Options options_;
+  EnvFileState env_file_;
   std::unique_ptr<event_base, BaseDeleter> base_;
   UniqueFd control_fd_;
   UniqueFd control_ro_fd_;
@@ -93,6 +122,13 @@ class Supervisor {
   std::vector<WorkerProcess> workers_;
   std::vector<RestartPolicy> restart_policies_{shm::kWorkerCount};  // by worker kind
   std::vector<EventPtr> channel_events_;  // by worker kind; null while down
+  struct PendingHandOff {
+    uint32_t slot;
+    uint32_t generation;
+  };
+  std::vector<std::deque<PendingHandOff>> hand_off_backlog_{shm::kWorkerCount};  // by kind
+  std::vector<EventPtr> channel_write_events_{shm::kWorkerCount};              // by kind
+  bool accepting_paused_ = false;
   std::vector<EventPtr> signal_events_;
   EventPtr tick_event_;
   SpawnEnvironment spawn_env_;

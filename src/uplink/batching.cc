@@ -1,24 +1,61 @@
 #include "uplink/batching.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace kbgp::uplink {
 
+namespace {
+// The unread bytes as up to two contiguous spans, starting `skip` bytes
+// after the read position (skip <= spans.size()).
+RingConsumer::Spans skip_bytes(RingConsumer::Spans spans, size_t skip) {
+  if (skip >= spans.first.size()) {
+    size_t rest = skip - spans.first.size();
+    return {spans.second.subspan(rest), {}};
+  }
+  return {spans.first.subspan(skip), spans.second};
+}
+
+// Marker all ones: compared 8 bytes at a time (the scan is per message, and
+// a table dump is ~56 bytes per message).
+bool marker_ok(const uint8_t* header) {
+  uint64_t a, b;
+  std::memcpy(&a, header, 8);
+  std::memcpy(&b, header + 8, 8);
+  return (a & b) == ~uint64_t{0};
+}
+}  // namespace
+
 BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes, size_t start) {
   BatchPlan plan;
-  const size_t total = ring.available();  // one snapshot: the producer may add more
+  // One snapshot: the producer may add more meanwhile.
+  const RingConsumer::Spans all = ring.readable();
+  const size_t total = all.size();
   if (total <= start) return plan;
+  const RingConsumer::Spans spans = skip_bytes(all, start);
   const size_t available = total - start;
+  const size_t first_size = spans.first.size();
   size_t offset = 0;
   while (available - offset >= kBgpHeaderSize) {
-    uint8_t header[kBgpHeaderSize];
-    ring.peek(start + offset, header, sizeof header);
-    for (size_t i = 0; i < 16; ++i) {
-      if (header[i] != 0xff) {
-        plan.status = BatchPlan::Status::Corrupt;
-        plan.error = "BGP marker is not all ones";
-        return plan;
-      }
+    // Headers are read in place; only one that straddles the wrap point is
+    // copied out first.
+    uint8_t straddling[kBgpHeaderSize];
+    const uint8_t* header;
+    if (offset + kBgpHeaderSize <= first_size) {
+      header = spans.first.data() + offset;
+    } else if (offset >= first_size) {
+      header = spans.second.data() + (offset - first_size);
+    } else {
+      size_t n1 = first_size - offset;
+      std::memcpy(straddling, spans.first.data() + offset, n1);
+      std::memcpy(straddling + n1, spans.second.data(), kBgpHeaderSize - n1);
+      header = straddling;
+    }
+    if (!marker_ok(header)) {
+      plan.status = BatchPlan::Status::Corrupt;
+      plan.error = "BGP marker is not all ones";
+      return plan;
     }
     size_t length = (static_cast<size_t>(header[16]) << 8) | header[17];
     if (length < kBgpHeaderSize || length > kBgpMaxLength) {
@@ -37,8 +74,13 @@ BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes, size_t start) {
 }
 
 void copy_batch(const RingConsumer& ring, size_t n, std::string& out, size_t offset) {
-  out.resize(n);
-  if (n) ring.peek(offset, reinterpret_cast<uint8_t*>(out.data()), n);
+  // assign/append instead of resize + copy: no zero-filling of a buffer that
+  // is overwritten at once, and the string's capacity from the last batch
+  // is reused.
+  RingConsumer::Spans spans = skip_bytes(ring.readable(), offset);
+  size_t n1 = std::min(n, spans.first.size());
+  out.assign(reinterpret_cast<const char*>(spans.first.data()), n1);
+  if (n > n1) out.append(reinterpret_cast<const char*>(spans.second.data()), n - n1);
 }
 
 }  // namespace kbgp::uplink

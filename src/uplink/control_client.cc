@@ -7,33 +7,14 @@
 #include "common/layout.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "uplink/control_response.h"
 
 namespace kbgp::uplink {
 
 namespace {
 
-ControlAnswer to_answer(const pb::ControlResponse& r) {
-  ControlAnswer a;
-  a.proto = r.proto();
-  a.device_ip = r.device_ip();
-  a.device_port = r.device_port();
-  a.proxy_ip = r.proxy_ip();
-  a.proxy_port = r.proxy_port();
-  a.ttl_seconds = r.ttl_seconds();
-  a.ttl_counter = r.ttl_counter();
-  a.verdict = r.action() == pb::CONTROL_ACTION_BLOCK_IP ? ControlVerdict::Block
-                                                        : ControlVerdict::Allow;
-  for (const auto& kv : r.metadata()) {
-    KeyValues k;
-    k.key = kv.key();
-    k.values.assign(kv.val().begin(), kv.val().end());
-    a.metadata.push_back(std::move(k));
-  }
-  a.company_id = r.company_id();
-  a.device_id = r.device_id();
-  a.device_name = r.device_name();
-  return a;
-}
+// After a failed read, how long the Control stream may take to end by itself.
+constexpr int64_t kUnreadableGraceNs = 2'000'000'000;
 
 pb::ControlRequest to_request(const DeviceQuery& q) {
   pb::ControlRequest r;
@@ -111,6 +92,17 @@ int64_t ControlClient::tick(int64_t now) {
       cache_.expire(now);
       next_cache_expiry_ns_ = now + 1'000'000'000;
     }
+    if (stream_ && unreadable_at_ns_) {
+      if (now >= unreadable_at_ns_) {
+        unreadable_at_ns_ = 0;
+        shm::count(region_->bad_input, bad_input::Backend::ControlStreamFailed);
+        log::warn("the Control stream stopped being readable but did not end (a ControlResponse "
+                  "gRPC could not parse?), cancelling it to reconnect");
+        stream_->cancel();
+      } else {
+        next = std::min(next, unreadable_at_ns_);
+      }
+    }
     if (!stream_ && !shutting_down_) {
       if (now >= reopen_at_ns_) open_stream_locked(now);
       else next = std::min(next, reopen_at_ns_);
@@ -145,6 +137,7 @@ void ControlClient::open_stream_locked(int64_t now) {
   opened_once_ = true;
   connected_ = false;
   answered_on_stream_ = false;
+  unreadable_at_ns_ = 0;
   write_in_flight_ = false;
   read_in_flight_ = false;
   queue_.clear();
@@ -213,6 +206,10 @@ void ControlClient::on_stream_read(ControlStream& stream, bool ok) {
     if (!ok) {
       // The server ended the stream (or it broke): OnDone brings the status.
       stream_->let_go();
+      // gRPC also says !ok for a ControlResponse it could not parse, and
+      // the call then stays open: deaf, it would answer no device again.
+      // tick() cancels it if it has not ended by then.
+      unreadable_at_ns_ = monotonic_ns() + kUnreadableGraceNs;
       return;
     }
     mark_connected_locked();
@@ -243,7 +240,26 @@ void ControlClient::handle_response_locked(const pb::ControlResponse& response, 
     }
     return;
   }
-  ControlAnswer answer = to_answer(response);
+  if (!pb::ControlAction_IsValid(response.action())) {
+    // Not in the interface: reading it as "allow" could let in a device
+    // the backend meant to refuse. Not cached; the device's waiting
+    // sessions end now (the next connection asks again).
+    shm::count(region_->bad_input, bad_input::Backend::ControlUnknownAction);
+    log::warn("Control answer with an unknown action ignored",
+              {{"device_ip", response.device_ip()},
+               {"action", static_cast<int64_t>(response.action())}});
+    auto it = pending_.find(PendingKey{response.proto(), response.device_ip()});
+    if (it == pending_.end()) return;
+    for (auto& w : it->second.waiters)
+      calls.emplace_back(
+          [done = std::move(w.done)](const ControlAnswer*, const std::string&) {
+            done(nullptr, "the backend answered with an unknown action");
+          },
+          std::nullopt);
+    pending_.erase(it);
+    return;
+  }
+  ControlAnswer answer = answer_from_response(response);
   cache_.put(answer, monotonic_ns());
   auto it = pending_.find(PendingKey{answer.proto, answer.device_ip});
   if (key_callback_) {
@@ -315,6 +331,11 @@ void ControlClient::on_stream_done(ControlStream& stream, const grpc::Status& st
                   {"email", config_.agent.email},
                   {"retry_in_ms", delay / 1000000}});
     } else {
+      // INTERNAL: a message gRPC could not parse; RESOURCE_EXHAUSTED: one
+      // over the size limit. (UNAVAILABLE & co. are the network's doing.)
+      if (status.error_code() == grpc::StatusCode::INTERNAL ||
+          status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+        shm::count(region_->bad_input, bad_input::Backend::ControlStreamFailed);
       log::warn("Control stream ended", {{"code", status_code_name(status.error_code())},
                                          {"error", redact(status.error_message(),
                                                           config_.agent.token)},

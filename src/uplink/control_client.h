@@ -140,6 +140,7 @@ class ControlClient final : public ControlStream::Owner,
   bool shutting_down_ = false;
   bool opened_once_ = false;
   int64_t reopen_at_ns_ = 0;
+  int64_t unreadable_at_ns_ = 0;  // monotonic: a failed read must end the stream by then
   Backoff backoff_;
   std::string last_error_ = "not connected yet";
   int64_t next_keepalive_ns_ = 0;

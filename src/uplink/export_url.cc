@@ -42,9 +42,12 @@ std::optional<ExportUrl> parse_export_url(std::string_view text, std::string* er
     *error = expected + " (bad host \"" + url.host + "\")";
     return std::nullopt;
   }
-  if (path.front() == '#') path = "/";
+  // The fragment is never sent, also after a query with no path before it
+  // ("https://host?q#f"; tests/fuzz/fuzz_export_url.cc found it kept).
+  path = path.substr(0, path.find('#'));
+  if (path.empty()) path = "/";
   if (path.front() == '?') url.path = "/" + std::string(path);
-  else url.path = std::string(path.substr(0, path.find('#')));
+  else url.path = std::string(path);
   for (char c : url.path) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
       *error = expected + " (no spaces or control characters in the path)";

@@ -1,5 +1,6 @@
 #include "uplink/session.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -9,6 +10,7 @@
 #include "common/worker.h"
 #include "uplink/batching.h"
 #include "uplink/control_client.h"
+#include "uplink/data_decisions.h"
 #include "uplink/metadata.h"
 
 namespace kbgp::uplink {
@@ -17,6 +19,8 @@ namespace {
 // After we sent KILL, the backend has this long to end the stream before we
 // cancel it.
 constexpr int64_t kKillGraceNs = 5'000'000'000;
+// After a failed read, how long the stream may take to end by itself.
+constexpr int64_t kUnreadableGraceNs = 2'000'000'000;
 // Message buffers larger than this are freed after use instead of kept.
 constexpr size_t kKeepBufferBytes = 16 * 1024;
 // While the uplink stops: how long a KILL may take before we cancel.
@@ -159,6 +163,7 @@ void Session::open_stream_locked(bool resume) {
   down_holding_ = false;
   restart_ = Restart::None;
   cancel_at_ns_ = 0;
+  unreadable_at_ns_ = 0;
   reopen_at_ns_ = 0;
   open_counter_up_ = counter_up_;
   open_counter_down_ = counter_down_;
@@ -311,6 +316,7 @@ void Session::pump_up_locked() {
   // ledger remembers no more), the acknowledged one included.
   if (extension_ && counter_up_ - acked_up_ >= shm::kRequestWindow - 1) return;
   const size_t offset = static_cast<size_t>(sent_end_ - up_.read_pos());
+  const uint64_t seen_write = up_.write_pos();  // before the plan: see wait_for_bytes
   BatchPlan plan = plan_batch(up_, kMaxBatchBytes, offset);
   switch (plan.status) {
     case BatchPlan::Status::Ready:
@@ -333,16 +339,24 @@ void Session::pump_up_locked() {
                    {{"session-id", id_.session_id}});
         begin_kill_locked(ipc::SessionEnd::Invalid);
         pump_up_locked();
+        return;
       }
-      return;
+      break;
     case BatchPlan::Status::Empty:
       if (closed == shm::RingClose::Eof) {
         // The device finished: half-close; the backend ends the stream.
         writes_done_ = true;
         stream_->writes_done();
+        return;
       }
-      return;
+      break;
   }
+  // Nothing to send: sleep until the listener publishes more. It wakes us
+  // only when it sees our flag (ring.h); bytes published before the flag
+  // was set are seen here. In every other state above something else
+  // brings us back (a write or an acknowledgement completing, the stream's
+  // metadata, a ring closing, which always wakes).
+  if (up_.wait_for_bytes(seen_write)) pump_up_locked();
 }
 
 void Session::response_delivered_locked() {
@@ -365,7 +379,8 @@ bool Session::acknowledged_locked(uint64_t count) {
   uint64_t read = up_.read_pos();
   if (*end > read) {
     up_.consume(static_cast<size_t>(*end - read));
-    notify_listener();  // space freed in up
+    // Space freed in up: only a listener that stopped reading needs to know.
+    if (up_.producer_wants_wake()) notify_listener();
   }
   acked_up_ = count;
   return true;
@@ -374,28 +389,24 @@ bool Session::acknowledged_locked(uint64_t count) {
 void Session::pump_down_locked() {
   if (down_holding_) {
     const pb::DataResponse& response = stream_->incoming();
+    DownCopy::Progress progress;
     bool wrote = false;
-    while (down_index_ < response.data_size()) {
-      const std::string& chunk = response.data(down_index_);
-      if (down_offset_ < chunk.size()) {
-        size_t n = down_.write_some(
-            {reinterpret_cast<const uint8_t*>(chunk.data()) + down_offset_,
-             chunk.size() - down_offset_});
-        wrote |= n > 0;
-        down_offset_ += n;
-        if (down_offset_ < chunk.size()) break;  // ring full: the listener wakes us
-      }
-      ++down_index_;
-      down_offset_ = 0;
+    for (;;) {
+      const uint64_t seen_read = down_.read_pos();  // before the copy: see below
+      progress = down_copy_.copy(response, down_);
+      wrote |= progress.wrote;
+      // Ring full: the listener wakes us when it frees space, if it sees
+      // our flag (ring.h); space freed before the flag was set is seen here.
+      if (progress.complete || !down_.wait_for_space(seen_read)) break;
     }
-    bool complete = down_index_ == response.data_size();
-    if (complete) {
+    if (progress.complete) {
       down_holding_ = false;
       response_delivered_locked();  // counted before the listener is woken
       if (response.ByteSizeLong() > kKeepBufferBytes) stream_->incoming() = pb::DataResponse();
     }
-    if (wrote) notify_listener();
-    if (!complete) return;  // no new read until it is all in
+    // Only a listener that drained the ring and sleeps needs the wake-up.
+    if (wrote && down_.consumer_wants_wake()) notify_listener();
+    if (!progress.complete) return;  // no new read until it is all in
   }
   if (!read_in_flight_ && !read_closed_ && !stream_->let_go_done()) {
     read_in_flight_ = true;
@@ -410,29 +421,25 @@ void Session::on_stream_metadata(DataStream& stream, bool ok) {
   publish_slot_locked(&md);
   slot().data_since_ns.store(realtime_ns(), std::memory_order_relaxed);
   slot().data_connected.store(1, std::memory_order_relaxed);
-  auto server_up = metadata_value(md, "counter-up");
-  auto server_down = metadata_value(md, "counter-down");
-  uint64_t up = 0, down = 0;
-  bool readable = server_up && server_down;
-  if (readable) {
-    auto up_parsed = parse_counter(*server_up);
-    auto down_parsed = parse_counter(*server_down);
-    readable = up_parsed.has_value() && down_parsed.has_value();
-    if (readable) {
-      up = *up_parsed;
-      down = *down_parsed;
-    }
-  }
-  bool extension = resume::requested(metadata_value(md, resume::kMetadataKey));
-  resume::Decision d;
-  if (!readable) {
-    d.kill = true;
-    d.why = "counters missing or unreadable";
-  } else {
-    d = resume::agent_decides(extension, open_counter_up_, open_counter_down_, up, down,
-                              ledger_.kept_from(open_counter_up_, up_.read_pos()));
-  }
-  if (d.kill) {
+  StreamOpenVerdict verdict =
+      judge_stream_open(md, open_counter_up_, open_counter_down_,
+                        ledger_.kept_from(open_counter_up_, up_.read_pos()));
+  const auto& server_up = verdict.server_up_text;
+  const auto& server_down = verdict.server_down_text;
+  uint64_t up = verdict.server_up, down = verdict.server_down;
+  bool extension = verdict.extension;
+  const resume::Decision& d = verdict.decision;
+  // A counter sent twice cannot be trusted either way (metadata_value reads
+  // the first); treated like an unreadable one.
+  auto times = [&md](std::string_view key) {
+    return std::count_if(md.begin(), md.end(), [key](const auto& kv) { return kv.first == key; });
+  };
+  bool repeated = times("counter-up") > 1 || times("counter-down") > 1;
+  if (d.kill || repeated) {
+    bool unreadable = repeated || !server_up || !server_down || !parse_counter(*server_up) ||
+                      !parse_counter(*server_down);
+    shm::count(env_.control->bad_input, unreadable ? bad_input::Backend::DataBadCounters
+                                                   : bad_input::Backend::DataCountersDisagree);
     log::warn("Data stream counters disagree with the backend, killing the session",
               {{"session-id", id_.session_id},
                {"counter-up", open_counter_up_},
@@ -440,7 +447,7 @@ void Session::on_stream_metadata(DataStream& stream, bool ok) {
                {"server-counter-up", server_up.value_or("missing")},
                {"server-counter-down", server_down.value_or("missing")},
                {"resume-extension", extension ? "true" : "false"},
-               {"reason", d.why}});
+               {"reason", repeated ? "counters sent more than once" : d.why}});
     env_.control->counters.data_streams_failed.fetch_add(1, std::memory_order_relaxed);
     begin_kill_locked(ipc::SessionEnd::UplinkError);
     pump_locked();
@@ -468,7 +475,10 @@ void Session::on_stream_metadata(DataStream& stream, bool ok) {
     // The interface's rule: equal counters, nothing to resend, nothing kept.
     down_skip_ = 0;
     uint64_t read = up_.read_pos();
-    if (sent_end_ > read) up_.consume(static_cast<size_t>(sent_end_ - read));
+    if (sent_end_ > read) {
+      up_.consume(static_cast<size_t>(sent_end_ - read));
+      if (up_.producer_wants_wake()) notify_listener();  // space freed in up
+    }
     acked_up_ = counter_up_;
   }
   pump_locked();
@@ -482,6 +492,11 @@ void Session::on_stream_read(DataStream& stream, bool ok) {
     // The backend ended the stream (or it broke); OnDone brings the status.
     read_closed_ = true;
     let_go_locked();
+    // gRPC also says !ok for a DataResponse it could not parse, and then
+    // the call stays open: the session would stall until the backend gave
+    // up on it. A stream that really ended is done long before this.
+    unreadable_at_ns_ = monotonic_ns() + kUnreadableGraceNs;
+    env_.wake_at(id_.slot, id_.generation, unreadable_at_ns_);
     return;
   }
   const pb::DataResponse& response = stream_->incoming();
@@ -489,10 +504,11 @@ void Session::on_stream_read(DataStream& stream, bool ok) {
     pump_down_locked();
     return;
   }
-  if (static_cast<int>(response.action()) == resume::kActionAck) {
-    std::optional<uint64_t> count;
-    if (extension_ && response.data_size() == 1) count = resume::decode_ack(response.data(0));
+  ResponseReading reading = read_response(response, extension_);
+  if (reading.kind == ResponseKind::Ack) {
+    const std::optional<uint64_t>& count = reading.ack_count;
     if (!count || !acknowledged_locked(*count)) {
+      shm::count(env_.control->bad_input, bad_input::Backend::DataInvalidAck);
       log::warn("invalid acknowledgement from the backend, killing the session",
                 {{"session-id", id_.session_id},
                  {"acknowledged", count ? std::to_string(*count) : "unreadable"},
@@ -502,7 +518,8 @@ void Session::on_stream_read(DataStream& stream, bool ok) {
     pump_locked();
     return;
   }
-  if (response.action() == pb::DATA_ACTION_KILL) {
+  if (reading.kind == ResponseKind::Kill) {
+    shm::count(env_.control->bad_input, bad_input::BackendAction::Kill);
     response_delivered_locked();
     log::info("backend killed the session",
               {{"session-id", id_.session_id}, {"device_ip", device_ip()}});
@@ -513,31 +530,31 @@ void Session::on_stream_read(DataStream& stream, bool ok) {
     let_go_locked();
     return;
   }
-  if (response.action() == pb::DATA_ACTION_RESTART && restart_ == Restart::None) {
+  if (!pb::DataAction_IsValid(response.action())) {
+    // Not in the interface: whatever the backend meant (a newer action?),
+    // relaying its bytes as if it had said "carry on" could desynchronise
+    // the BGP session. The side that finds a disagreement sends KILL.
+    shm::count(env_.control->bad_input, bad_input::Backend::DataUnknownAction);
+    log::warn("unknown action from the backend on the Data stream, killing the session",
+              {{"session-id", id_.session_id},
+               {"device_ip", device_ip()},
+               {"action", static_cast<int64_t>(response.action())}});
+    begin_kill_locked(ipc::SessionEnd::UplinkError);
+    pump_locked();
+    return;
+  }
+  if (reading.restart && restart_ == Restart::None) {
+    shm::count(env_.control->bad_input, bad_input::BackendAction::Restart);
     log::info("backend asked for a graceful restart of the Data stream",
               {{"session-id", id_.session_id}});
     restart_ = Restart::Requested;
   }
   if (response.data_size() > 0) {
     down_holding_ = true;
-    down_index_ = 0;
-    down_offset_ = 0;
-    if (down_skip_ > 0) {
-      // A resent DataResponse whose start is in the down ring already.
-      uint64_t skip = std::exchange(down_skip_, 0);
-      while (skip > 0 && down_index_ < response.data_size()) {
-        size_t left = response.data(down_index_).size() - down_offset_;
-        size_t n = static_cast<size_t>(std::min<uint64_t>(skip, left));
-        down_offset_ += n;
-        skip -= n;
-        if (down_offset_ == response.data(down_index_).size()) {
-          ++down_index_;
-          down_offset_ = 0;
-        }
-      }
-    } else {
-      ledger_.begin_response(counter_down_ + 1, down_.write_pos());
-    }
+    // A resent DataResponse may start with bytes in the down ring already.
+    uint64_t skip = std::exchange(down_skip_, 0);
+    if (skip == 0) ledger_.begin_response(counter_down_ + 1, down_.write_pos());
+    down_copy_.start(response, skip);
   } else {
     response_delivered_locked();
   }
@@ -556,16 +573,15 @@ void Session::on_stream_write(DataStream& stream, bool ok) {
     count_request_locked(sent_end_ + (done == InFlight::Data ? in_flight_bytes_ : 0));
     if (done == InFlight::Data) {
       up_.consume(in_flight_bytes_);
-      notify_listener();  // space freed in up
+      if (up_.producer_wants_wake()) notify_listener();  // space freed in up
     }
     acked_up_ = counter_up_;
   }
   switch (done) {
     case InFlight::Data:
-      // A full batch leaves a 64 KiB buffer behind; with a thousand
-      // sessions after their table dumps that would be 64 MiB kept for
-      // nothing, so big buffers are given back.
-      if (in_flight_bytes_ > kKeepBufferBytes) stream_->outgoing() = pb::DataRequest();
+      // The buffer is kept for the next batch (a fresh 256 KiB allocation
+      // per batch showed in the profile); tick() gives a big one back once
+      // the session is quiet (release_idle_request_locked).
       region_->up.messages.fetch_add(1, std::memory_order_relaxed);
       break;
     case InFlight::Resend:
@@ -619,12 +635,30 @@ void Session::on_stream_done(DataStream& stream, const grpc::Status& status) {
              {"code", status_code_name(status.error_code())},
              {"error", redact(status.error_message(), env_.config->agent.token)}});
   env_.control->counters.data_streams_failed.fetch_add(1, std::memory_order_relaxed);
+  if (oversized_message(status)) {
+    // gRPC refused a DataResponse beyond the message limit. A resumed
+    // stream would get the same response again, so the session ends now
+    // (the backend drops its side after its grace period).
+    shm::count(env_.control->bad_input, bad_input::Backend::DataOversized);
+    log::warn("the backend sent a DataResponse larger than the message limit, ending the session",
+              {{"session-id", id_.session_id}, {"device_ip", device_ip()}});
+    close_down_locked(shm::RingClose::Abort);
+    finish_locked(ipc::SessionEnd::UplinkError);
+    return;
+  }
   if (retryable(status)) {
     schedule_reopen_locked(status);
     return;
   }
   close_down_locked(shm::RingClose::Abort);
   finish_locked(ipc::SessionEnd::UplinkError);
+}
+
+bool Session::oversized_message(const grpc::Status& status) {
+  // gRPC's own words for a received message over the channel's limit
+  // (grpc_channels.cc): "Received message larger than max (N vs. M)".
+  return status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+         status.error_message().find("larger than max") != std::string::npos;
 }
 
 bool Session::retryable(const grpc::Status& status) const {
@@ -681,14 +715,39 @@ void Session::release_idle_down_locked() {
   down_.release_free_pages();
 }
 
+void Session::release_idle_request_locked() {
+  if (counter_up_ != requests_at_tick_) {
+    requests_at_tick_ = counter_up_;
+    return;  // busy since the last tick
+  }
+  if (!stream_ || in_flight_ != InFlight::None) return;
+  // A full batch leaves its buffer behind; with a thousand sessions after
+  // their table dumps that would be 256 MiB kept for nothing.
+  pb::DataRequest& request = stream_->outgoing();
+  if (request.data_size() > 0 && request.data(0).capacity() > kKeepBufferBytes)
+    request = pb::DataRequest();
+}
+
 void Session::tick(int64_t now_ns) {
   std::lock_guard lock(mu_);
-  if (phase_ != Phase::Done) release_idle_down_locked();
+  if (phase_ != Phase::Done) {
+    release_idle_down_locked();
+    release_idle_request_locked();
+  }
   if (phase_ == Phase::Reconnecting) {
     if (reopen_at_ns_ && now_ns >= reopen_at_ns_) {
       env_.control->counters.grpc_reconnects.fetch_add(1, std::memory_order_relaxed);
       open_stream_locked(true);
     }
+    return;
+  }
+  if (stream_ && unreadable_at_ns_ && now_ns >= unreadable_at_ns_) {
+    unreadable_at_ns_ = 0;
+    shm::count(env_.control->bad_input, bad_input::Backend::DataUnreadable);
+    log::warn("the backend's Data stream stopped being readable but did not end (a DataResponse "
+              "gRPC could not parse?), cancelling it to resume",
+              {{"session-id", id_.session_id}, {"device_ip", device_ip()}});
+    stream_->cancel();
     return;
   }
   if (!stream_ || cancel_at_ns_ == 0 || now_ns < cancel_at_ns_ || stream_->let_go_done()) return;

@@ -41,6 +41,7 @@
 #include "uplink/channel_pool.h"
 #include "uplink/backoff.h"
 #include "uplink/control_answer.h"
+#include "uplink/data_decisions.h"
 #include "uplink/resume_ledger.h"
 #include "uplink/uplink_config.h"
 
@@ -135,12 +136,16 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   // The backend acknowledged `count` DataRequests: free their ring bytes.
   bool acknowledged_locked(uint64_t count);
   bool retryable(const grpc::Status& status) const;
+  // The stream failed because a DataResponse exceeded gRPC's size limit.
+  static bool oversized_message(const grpc::Status& status);
   void schedule_reopen_locked(const grpc::Status& status);
   void notify_listener();
   void publish_slot_locked(const Metadata* server_metadata);
   void let_go_locked();
   // Returns the down ring's pages once it is drained and was quiet a tick.
   void release_idle_down_locked();
+  // Frees a big DataRequest buffer once no batch went out for a tick.
+  void release_idle_request_locked();
   shm::SessionSlot& slot() const;
   std::string device_ip() const;
 
@@ -178,8 +183,8 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   // tick passed without a write (release_idle_down_locked).
   uint64_t down_pos_at_tick_ = 0;  // down write position at the last tick
   bool down_dirty_ = false;        // written since the last release
-  int down_index_ = 0;
-  size_t down_offset_ = 0;
+  uint64_t requests_at_tick_ = 0;  // counter_up_ at the last tick
+  DownCopy down_copy_;  // of stream_->incoming() while down_holding_
   uint64_t open_counter_up_ = 0;
   uint64_t open_counter_down_ = 0;
   bool metadata_seen_ = false;  // counters compared: writes may start
@@ -190,6 +195,7 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   Restart restart_ = Restart::None;
   std::optional<ipc::SessionEnd> end_reason_;  // decided; applied when the stream is done
   int64_t cancel_at_ns_ = 0;                   // monotonic; 0 = none
+  int64_t unreadable_at_ns_ = 0;  // monotonic: a failed read must end the stream by then
 };
 
 }  // namespace kbgp::uplink

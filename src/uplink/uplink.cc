@@ -231,6 +231,7 @@ void Uplink::on_channel() {
         if (!stopping_) md5_->on_lookup(msg.as<ipc::Md5Lookup>(), monotonic_ns());
         break;
       default:
+        if (handle_common_message(msg)) break;  // common/worker.h
         log::warn("unexpected message from the supervisor",
                   {{"type", static_cast<int>(msg.type())}});
         break;
@@ -261,6 +262,18 @@ void Uplink::on_add_session(ipc::Received& msg) {
       !same_id(region->header.session_id, add.session_id))
     return refuse("session region does not match the message");
   const shm::SessionSlot& slot = ctx_.control->sessions[add.slot];
+  if (slot.state.load(std::memory_order_acquire) == static_cast<uint32_t>(shm::SlotState::Closing) &&
+      slot.generation.load(std::memory_order_acquire) == add.generation &&
+      same_id(slot.session_id, add.session_id)) {
+    // The listener let go before we got here: the device reset or broke
+    // its framing at once (the listener is done first only on an abort),
+    // so there is nothing to relay. Common in a burst of short
+    // connections; not an error.
+    log::debug("session ended before the uplink took it",
+               {{"slot", add.slot}, {"session-id", uuid_to_string(add.session_id)}});
+    send_session_done(add.slot, add.generation, ipc::SessionEnd::DeviceError);
+    return;
+  }
   if (slot.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::Active) ||
       slot.generation.load(std::memory_order_acquire) != add.generation ||
       !same_id(slot.session_id, add.session_id))

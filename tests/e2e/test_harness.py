@@ -3,7 +3,8 @@
 (BIRD device -> collector BIRD, FRR bgpd device -> collector BIRD) passes
 every check the relay tests make; the TLS material verifies for localhost
 and 127.0.0.1 (and not for another name); processes are stopped by PID with
-SIGKILL after the timeout, stray group members included.
+SIGKILL after the timeout, stray group members included; the scan for
+sanitizer reports in process logs finds them and nothing else.
 
 When a kbgp-path test fails and this one passes, the fault is not in the
 harness or the BGP daemons.
@@ -11,16 +12,18 @@ harness or the BGP daemons.
 Automake exit codes: 0 pass, 1 fail, 77 skip (unless KBGP_E2E=1, as root).
 """
 import os
+import shutil
 import socket
 import ssl
 import sys
+import tempfile
 import threading
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import kbgptest  # noqa: E402
-from kbgptest import frr, procs, scenarios  # noqa: E402
+from kbgptest import frr, procs, sanitizers, scenarios  # noqa: E402
 from kbgptest.tls import make_tls  # noqa: E402
 
 
@@ -77,7 +80,30 @@ def check_process_stop(ctx):
     ctx.step("process stop: SIGTERM, SIGKILL after the timeout, stray group members killed")
 
 
+def check_sanitizer_scan(ctx):
+    # Outside ctx.dir: the runner scans that one after the test.
+    work = tempfile.mkdtemp(prefix="kbgp-e2e-sanscan-")
+    try:
+        samples = {
+            "clean.log": "bird: Started\nkbgp: session ended: runtime error budget 3\n",
+            "asan.log": "==4242==ERROR: AddressSanitizer: heap-use-after-free on address 0x6020\n",
+            "ubsan.log": "../src/common/ring.cc:40:7: runtime error: signed integer overflow\n",
+            "sub/lsan.log": "==17==ERROR: LeakSanitizer: detected memory leaks\n",
+        }
+        for name, text in samples.items():
+            os.makedirs(os.path.dirname(os.path.join(work, name)), exist_ok=True)
+            with open(os.path.join(work, name), "w") as f:
+                f.write(text)
+        found = sorted(os.path.relpath(path, work) for path, _ in sanitizers.reports_in(work))
+        ctx.check(found == ["asan.log", "sub/lsan.log", "ubsan.log"],
+                  "the sanitizer report scan found %s" % found)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ctx.step("sanitizer report scan: ASan, UBSan and LSan reports found, nothing else")
+
+
 def test(ctx):
+    check_sanitizer_scan(ctx)
     check_process_stop(ctx)
     check_tls(ctx)
     scenarios.relay(ctx, "bird", 2000, 200, tag="bird_")

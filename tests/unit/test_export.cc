@@ -130,6 +130,13 @@ TEST_CASE("export URLs") {
   CHECK(v6->host == "::1");
   CHECK(v6->path == "/");
   CHECK(v6->host_port() == "[::1]:8080");
+  // Found by tests/fuzz/fuzz_export_url.cc (corpus/export_url/query-then-fragment):
+  // the fragment stayed in the path when a query came right after the host.
+  auto query = uplink::parse_export_url("https://flows.example.com?x=1#frag", &error);
+  REQUIRE(query);
+  CHECK(query->path == "/?x=1");
+  CHECK(uplink::parse_export_url("http://127.0.0.1:9/a?b#c", &error)->path == "/a?b");
+  CHECK(uplink::parse_export_url("http://127.0.0.1:9#c", &error)->path == "/");
   for (const char* bad : {"ftp://x/y", "https://", "https://u:p@host/x", "https://host:0/x",
                           "https://ho st/x", "https://host/a b", "grpc.api.kentik.com/logs"}) {
     INFO(bad);

@@ -75,6 +75,17 @@ TEST_CASE("type-specific minimum lengths are enforced") {
   CHECK(check_frame(header(19, 0), kMaxMessage).status == FrameCheck::Status::Malformed);
 }
 
+TEST_CASE("a malformed frame names its reason for the counters") {
+  using kbgp::bad_input::Framing;
+  CHECK(check_frame(std::vector<uint8_t>{0xff, 0x00}, kMaxMessage).reason == Framing::BadMarker);
+  CHECK(check_frame(header(18, kUpdate), kMaxMessage).reason == Framing::LengthBelowMinimum);
+  CHECK(check_frame(header(4097, kUpdate), kMaxMessage).reason == Framing::LengthAboveMaximum);
+  CHECK(check_frame(header(65535, kUpdate), kMaxMessage).reason == Framing::LengthAboveMaximum);
+  CHECK(check_frame(header(20, kKeepalive), kMaxMessage).reason == Framing::ShortForType);
+  CHECK(check_frame(header(28, kOpen), kMaxMessage).reason == Framing::ShortForType);
+  CHECK(check_frame(header(19, 0), kMaxMessage).reason == Framing::TypeZero);
+}
+
 TEST_CASE("parse_open reads ASN, hold time, router id and capabilities") {
   auto m = open_message(65003, true, 4200000001u);
   auto info = parse_open(m);

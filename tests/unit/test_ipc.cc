@@ -4,7 +4,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
+
 #include "common/ipc.h"
+#include "common/log.h"
+#include "common/worker.h"
 
 using namespace kbgp;
 
@@ -90,4 +95,61 @@ TEST_CASE("wrong length, version or type is refused") {
   CHECK(ipc::recv_msg(p.b.get(), &listener, listener).status == ipc::Received::Status::Again);
   p.a.reset();
   CHECK(ipc::recv_msg(p.b.get(), &listener, listener).status == ipc::Received::Status::Closed);
+}
+
+// Found by tests/fuzz/fuzz_ipc.cc (corpus/ipc/zero-length-with-fd): a
+// zero-length message reads like the end of the stream, and its fds were
+// left open in the receiver.
+TEST_CASE("a zero-length message with an fd reads as closed and leaks no fd") {
+  Pair p;
+  int pipefds[2];
+  REQUIRE(::pipe2(pipefds, O_CLOEXEC) == 0);
+  UniqueFd r(pipefds[0]), w(pipefds[1]);
+  int fds[1] = {r.get()};
+  REQUIRE(ipc::send_msg(p.a.get(), "", 0, fds, 1));
+  r.reset();  // only the copy in flight keeps the pipe's read end open now
+  auto listener = shm::WorkerKind::Listener;
+  auto got = ipc::recv_msg(p.b.get(), &listener, listener);
+  CHECK(got.status == ipc::Received::Status::Closed);
+  CHECK(got.fds.empty());
+  // No read end is left anywhere: writing to the pipe fails with EPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  CHECK(::write(w.get(), "x", 1) == -1);
+  CHECK(errno == EPIPE);
+}
+
+TEST_CASE("SetLogLevel: from the supervisor only; every worker applies it") {
+  Pair p;
+  auto msg = ipc::make<ipc::SetLogLevel>(ipc::MsgType::SetLogLevel);
+  msg.log_level = static_cast<uint8_t>(log::Level::Debug);
+  // A worker sending it to the supervisor: refused (no worker may change
+  // another's level).
+  REQUIRE(ipc::send_msg(p.a.get(), &msg, sizeof msg));
+  for (auto kind : {shm::WorkerKind::Listener, shm::WorkerKind::Uplink, shm::WorkerKind::Admin}) {
+    CHECK_FALSE(ipc::may_send(kind, ipc::MsgType::SetLogLevel));
+  }
+  auto listener = shm::WorkerKind::Listener;
+  CHECK(ipc::recv_msg(p.b.get(), &listener, shm::WorkerKind::Listener).status ==
+        ipc::Received::Status::Invalid);
+  // The supervisor sending it: each worker takes it in handle_common_message.
+  log::Level before = log::level();
+  REQUIRE(ipc::send_msg(p.a.get(), &msg, sizeof msg));
+  auto got = ipc::recv_msg(p.b.get(), nullptr, shm::WorkerKind::Admin);
+  REQUIRE(got.status == ipc::Received::Status::Ok);
+  CHECK(handle_common_message(got));
+  CHECK(log::level() == log::Level::Debug);
+  // Out of range: kept.
+  msg.log_level = 200;
+  REQUIRE(ipc::send_msg(p.a.get(), &msg, sizeof msg));
+  auto bad = ipc::recv_msg(p.b.get(), nullptr, shm::WorkerKind::Uplink);
+  REQUIRE(bad.status == ipc::Received::Status::Ok);
+  CHECK(handle_common_message(bad));
+  CHECK(log::level() == log::Level::Debug);
+  // Other types are the worker's own.
+  auto ready = ipc::make<ipc::Shutdown>(ipc::MsgType::Shutdown);
+  REQUIRE(ipc::send_msg(p.a.get(), &ready, sizeof ready));
+  auto other = ipc::recv_msg(p.b.get(), nullptr, shm::WorkerKind::Uplink);
+  REQUIRE(other.status == ipc::Received::Status::Ok);
+  CHECK_FALSE(handle_common_message(other));
+  log::set_level(before);
 }

@@ -424,3 +424,31 @@ TEST_CASE("DownFraming stops following a stream that is not BGP") {
   DownFraming g(record.get());
   CHECK(g.lost());  // and a successor does not start again
 }
+
+// Found by tests/fuzz/fuzz_listener.cc (corpus/listener/corrupt-record): a
+// saved state collecting the backend's OPEN with more body to come than
+// peer_open holds made the restarted listener write past it.
+TEST_CASE("a saved down state that would overrun peer_open is refused") {
+  auto record = std::make_unique<shm::ListenerRecord>();
+  DownFraming f(record.get());
+  auto open = open_message(65001, true);
+  CHECK_FALSE(f.feed(std::span<const uint8_t>(open.data(), 25)));  // collecting the OPEN
+  f.save(25);
+  uint32_t current = record->down_current.load() & 1;
+  shm::DownFramingState& saved = record->down_state[current];
+  REQUIRE((saved.flags & shm::kDownCollectingOpen) != 0);
+  SECTION("consistent: carries on") {
+    DownFraming g(record.get());
+    CHECK_FALSE(g.lost());
+    auto r = g.feed(std::span<const uint8_t>(open.data() + 25, open.size() - 25));
+    REQUIRE(r);
+    CHECK(r->asn == 65001);
+  }
+  SECTION("corrupted: stops following instead of writing past peer_open") {
+    saved.body_left = 70000;
+    DownFraming g(record.get());
+    CHECK(g.lost());
+    std::vector<uint8_t> more(8000, 0xab);
+    CHECK_FALSE(g.feed(more));
+  }
+}

@@ -164,6 +164,7 @@ std::string show(const Options& o, const std::string& flag) {
   if (flag == "user") return o.user;
   if (flag == "tls-ca-file") return o.tls_ca_file;
   if (flag == "tls-server-name") return o.tls_server_name;
+  if (flag == "env-file") return o.env_file;
   return "?unknown flag " + flag;
 }
 
@@ -200,6 +201,7 @@ const Good kGood[] = {
     {"user", "kbgp-test", "kbgp-test"},
     {"tls-ca-file", "/etc/ssl/ca.pem", "/etc/ssl/ca.pem"},
     {"tls-server-name", "grpc.example", "grpc.example"},
+    {"env-file", "/etc/default/kbgp.env", "/etc/default/kbgp.env"},
 };
 
 struct Bad {
@@ -292,6 +294,9 @@ TEST_CASE("every variable: supplies its flag's value, and the flag overrides it"
        "/flag/ca.pem"},
       {"KBGP_TLS_SERVER_NAME", "tls-server-name", "env.example", "env.example", "flag.example",
        "flag.example"},
+      {"KENTIK_LOG_LEVEL", "log-level", "debug", "debug", "warn", "warn"},
+      {"KBGP_ENV_FILE", "env-file", "/env/kbgp.env", "/env/kbgp.env", "/flag/kbgp.env",
+       "/flag/kbgp.env"},
   };
   for (const auto& c : cases) {
     INFO(c.var);
@@ -344,6 +349,24 @@ TEST_CASE("http:// export URLs only with --insecure; defaults follow region and 
   REQUIRE(own.kind == ParseOutcome::Kind::Run);
   CHECK(own.options.log_export_url == "https://backend.example/agents/v202204/logs");
   CHECK(own.options.metrics_export_url == "https://backend.example/agents/v202204/metrics");
+}
+
+TEST_CASE("the env file's name before the full parse; flags given; variables' flags") {
+  auto env = [](const std::string& k) -> std::optional<std::string> {
+    if (k == "KBGP_ENV_FILE") return std::string("/from/env");
+    return std::nullopt;
+  };
+  auto none = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  CHECK(env_file_argument({}, none) == std::nullopt);
+  CHECK(env_file_argument({}, env) == "/from/env");
+  CHECK(env_file_argument({"--env-file", "/a"}, env) == "/a");
+  CHECK(env_file_argument({"-env-file=/b", "--multi", "3"}, env) == "/b");
+  auto r = parse(with_auth({"-log-level=debug", "--multi", "3"}));
+  REQUIRE(r.kind == ParseOutcome::Kind::Run);
+  CHECK(r.flags_given == std::vector<std::string>{"log-level", "multi", "email", "token"});
+  CHECK(flag_of_variable("KENTIK_LOG_LEVEL") == "log-level");
+  CHECK(flag_of_variable("KENTIK_SITE") == "site-id");
+  CHECK(flag_of_variable("HTTPS_PROXY") == std::nullopt);
 }
 
 TEST_CASE("every flag of --help is in the tables above") {

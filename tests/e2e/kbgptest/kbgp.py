@@ -228,7 +228,10 @@ class Agent:
                 "--email", self.email,
                 "--tls-ca-file", self.tls.ca_cert, "--tls-server-name", "localhost",
                 "--metrics-addr", "127.0.0.1", "--metrics-port", str(self.metrics_port),
-                "--log-level", self.log_level, "--user", self.user, *self.extra_args]
+                # log_level None: no --log-level flag (the level comes from
+                # the environment or --env-file, e.g. test_sighup.py).
+                *(["--log-level", self.log_level] if self.log_level else []),
+                "--user", self.user, *self.extra_args]
         for port in self.more_listen_ports:
             argv += ["--listen", "127.0.0.1:%d" % port]
         # The token goes in the environment, not in argv (visible in ps).

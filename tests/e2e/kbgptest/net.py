@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 
+from . import sanitizers
 from .errors import TestFailure
 
 # Ports are drawn below the kernel's ephemeral range (32768-60999 on Linux),
@@ -48,7 +49,9 @@ class WaitTimeout(TestFailure):
 def wait_until(cond, timeout, what, interval=0.2, poke=None, describe=None):
     """Calls `cond()` until it returns something truthy and returns that.
     `poke()` runs before every try (e.g. to wake BIRD). On timeout raises
-    WaitTimeout naming `what`, with `describe()` (the state seen last)."""
+    WaitTimeout naming `what`, with `describe()` (the state seen last).
+    `timeout` is scaled by sanitizers.slowdown()."""
+    timeout *= sanitizers.slowdown()
     deadline = time.monotonic() + timeout
     last_error = None
     while True:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 
+from . import sanitizers
 from .errors import TestFailure
 
 _PR_SET_PDEATHSIG = 1
@@ -73,7 +74,8 @@ class Proc:
 
     def stop(self, timeout=10.0, sig=signal.SIGTERM):
         """Stops the process: `sig` to its PID, SIGKILL to its group after
-        `timeout` seconds. Returns the exit status (negative = signal)."""
+        `timeout` seconds (times sanitizers.slowdown(): LeakSanitizer works
+        at exit). Returns the exit status (negative = signal)."""
         if self.popen is None:
             return None
         if self.returncode is not None:
@@ -86,7 +88,7 @@ class Proc:
             except ProcessLookupError:
                 pass
             try:
-                self.popen.wait(timeout)
+                self.popen.wait(timeout * sanitizers.slowdown())
             except subprocess.TimeoutExpired:
                 _killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(5)

@@ -12,7 +12,7 @@ import tempfile
 import time
 import traceback
 
-from . import net, procs
+from . import net, procs, sanitizers
 from .errors import Interrupted, SkipTest, TestFailure
 from .kbgp import find_binaries
 
@@ -90,7 +90,8 @@ def _parse_args(description, argv):
     p.add_argument("--keep", action="store_true", default=os.environ.get("KBGP_E2E_KEEP") == "1",
                    help="keep the temp dir even when the test passes (env KBGP_E2E_KEEP=1)")
     p.add_argument("--budget", type=int, default=int(os.environ.get("KBGP_E2E_BUDGET", "240")),
-                   help="abort the test after this many seconds (default 240)")
+                   help="abort the test after this many seconds (default 240), times "
+                        "$KBGP_TEST_SLOWDOWN (3 for a sanitizer build)")
     return p.parse_args(argv)
 
 
@@ -143,13 +144,15 @@ def main(test, name, description, needs_kbgp_path=True, tools=("bird", "birdc", 
                   "useradd --system --no-create-home --shell /usr/sbin/nologin kbgp" % name, flush=True)
             return FAIL
 
+    if binaries:
+        sanitizers.use_build(binaries.builddir)
     ctx = Context(name, args, binaries)
     print("%s: path=%s, temp dir %s%s" % (name, args.path, ctx.dir,
                                          ", binaries in %s" % binaries.builddir if binaries else ""), flush=True)
     old = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGHUP)}
     old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGALRM, _watchdog)
-    signal.alarm(args.budget)
+    signal.alarm(int(args.budget * sanitizers.slowdown()))
     result = FAIL
     try:
         test(ctx)
@@ -173,6 +176,14 @@ def main(test, name, description, needs_kbgp_path=True, tools=("bird", "birdc", 
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+    # Checked for every test and outcome, once every process has stopped
+    # (LeakSanitizer reports at exit): see sanitizers.py.
+    reports = sanitizers.reports_in(ctx.dir)
+    for path, excerpt in reports:
+        print("----- sanitizer report in %s -----\n%s" % (path, excerpt), flush=True)
+    if reports:
+        print("FAIL: %s: %d sanitizer report(s) in the process logs (above)" % (name, len(reports)), flush=True)
+        result = FAIL
     if result == FAIL:
         ctx.print_log_tails()
         print("FAIL: %s after %.1f s; logs and configs kept in %s" % (name, ctx.elapsed(), ctx.dir), flush=True)

@@ -1,0 +1,227 @@
+"""Helpers for the bad-input tests (test_bad_device.py, test_bad_backend.py):
+a collector stand-in that swallows whatever it gets, raw BGP devices,
+counters and file descriptors of the agent."""
+
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+
+from .errors import TestFailure
+from .resilience import MARKER, bgp_message, bgp_open
+
+
+class Sink:
+    """A TCP listener on `ip` that accepts every connection and reads and
+    discards what arrives: the collector for devices whose bytes no BGP
+    daemon should judge (the agent must judge them first). One thread,
+    selectors; counts connections."""
+
+    def __init__(self, ip, port):
+        self.ip = ip
+        self.port = port
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._sel = selectors.DefaultSelector()
+        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsock.bind((ip, port))
+        self._lsock.listen(1024)
+        self._lsock.setblocking(False)
+        self._sel.register(self._lsock, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._run, name="sink", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            for key, _ in self._sel.select(0.2):
+                s = key.fileobj
+                if s is self._lsock:
+                    try:
+                        c, _ = s.accept()
+                    except OSError:
+                        continue
+                    c.setblocking(False)
+                    self.accepted += 1
+                    self._sel.register(c, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = s.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    self._sel.unregister(s)
+                    s.close()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(2)
+        for key in list(self._sel.get_map().values()):
+            try:
+                key.fileobj.close()
+            except OSError:
+                pass
+
+
+def header(length, msg_type):
+    return MARKER + struct.pack("!HB", length, msg_type)
+
+
+def connect_from(ip, agent_port, agent_ip="127.0.0.1", timeout=5):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((ip, 0))
+    s.settimeout(timeout)
+    s.connect((agent_ip, agent_port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def wait_closed(sock, timeout):
+    """Reads until the agent ends the connection; returns ("reset"|"eof",
+    seconds) or (None, seconds) when it stays open for `timeout`."""
+    start = time.monotonic()
+    sock.settimeout(0.2)
+    while time.monotonic() - start < timeout:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return "reset", time.monotonic() - start
+        except OSError as e:
+            return "error %s" % e, time.monotonic() - start
+        if not data:
+            return "eof", time.monotonic() - start
+    return None, time.monotonic() - start
+
+
+def bgp_update_v4(prefix, plen, asn, next_hop):
+    """An UPDATE announcing one IPv4 prefix: ORIGIN IGP, AS_PATH [asn]
+    (4-octet, as negotiated by bgp_open's capability), NEXT_HOP."""
+    attrs = b"\x40\x01\x01\x00"
+    attrs += b"\x40\x02\x06\x02\x01" + struct.pack("!I", asn)
+    attrs += b"\x40\x03\x04" + socket.inet_aton(next_hop)
+    nlri = bytes([plen]) + socket.inet_aton(prefix)[:(plen + 7) // 8]
+    body = struct.pack("!H", 0) + struct.pack("!H", len(attrs)) + attrs + nlri
+    return bgp_message(2, body)
+
+
+class ByteWiseSpeaker:
+    """A device that writes every byte of every message in a send() of its
+    own (TCP_NODELAY, a short pause between bytes): OPEN, then KEEPALIVE
+    after the peer's OPEN, an UPDATE once Established, a KEEPALIVE every
+    second. The agent must reassemble all of it."""
+
+    def __init__(self, ip, asn, agent_port, hold=30, gap=0.0005):
+        self.ip = ip
+        self.asn = asn
+        self.agent_port = agent_port
+        self.hold = hold
+        self.gap = gap
+        self.sock = None
+        self.established = threading.Event()
+        self.closed = threading.Event()
+        self.bytes_written = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.update = None
+
+    def start(self, update=None):
+        self.update = update
+        self.sock = connect_from(self.ip, self.agent_port)
+        self.sock.settimeout(None)
+        self._send(bgp_open(self.asn, self.ip, self.hold))
+        threading.Thread(target=self._read, daemon=True, name="bytewise-read").start()
+        threading.Thread(target=self._keepalives, daemon=True, name="bytewise-ka").start()
+        return self
+
+    def _send(self, message):
+        with self._lock:
+            for i in range(len(message)):
+                self.sock.send(message[i:i + 1])
+                self.bytes_written += 1
+                if self.gap:
+                    time.sleep(self.gap)
+
+    def _read(self):
+        buf = b""
+        got_open = False
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= 19:
+                    length = int.from_bytes(buf[16:18], "big")
+                    if len(buf) < length:
+                        break
+                    msg_type = buf[18]
+                    buf = buf[length:]
+                    if msg_type == 1 and not got_open:
+                        got_open = True
+                        self._send(bgp_message(4))
+                    elif msg_type == 4 and got_open and not self.established.is_set():
+                        self.established.set()
+                        if self.update:
+                            self._send(self.update)
+        except OSError:
+            pass
+        self.closed.set()
+
+    def _keepalives(self):
+        while not self._stop.wait(1.0):
+            if not self.established.is_set():
+                continue
+            try:
+                self._send(bgp_message(4))
+            except OSError:
+                return
+
+    def close(self):
+        self._stop.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def fd_counts(agent):
+    """{process name: open descriptors} of the supervisor and its workers."""
+    out = {}
+    for p in agent.processes():
+        if not p["comm"].startswith("kbgp"):
+            continue
+        try:
+            out[p["comm"]] = len(os.listdir("/proc/%d/fd" % p["pid"]))
+        except OSError:
+            pass
+    return out
+
+
+def restarts(agent):
+    workers = agent.status().get("Workers") or {}
+    return {w: (v or {}).get("Restarts") for w, v in workers.items()}
+
+
+def counters(agent):
+    return agent.status()["Counters"]
+
+
+def metric_value(agent, name, labels):
+    """The value of `name{labels}` in /metrics (labels: 'reason="x"')."""
+    code, text = agent.metrics()
+    if code != 200:
+        raise TestFailure("GET /metrics: status %s" % code)
+    want = "%s{%s} " % (name, labels)
+    for line in text.splitlines():
+        if line.startswith(want):
+            return int(float(line.split()[-1]))
+    raise TestFailure("/metrics has no %s{%s}" % (name, labels))

@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""Bad input from devices, end to end.
+
+Two BIRD devices (127.0.0.3, .4; 1,000 IPv4 routes each) relay through kbgp
+to the collector BIRD and must keep exactly their routes, in one continuous
+session at both ends, while raw sockets from other 127.0.0.x addresses
+(registered at kbgp-ingest, their "collector" a sink that swallows
+everything) send, each from its own address:
+
+- a wrong marker, a length below 19, lengths above 4096 (4097 and 65535;
+  no Extended Message was negotiated), a KEEPALIVE of 20 bytes, type 0:
+  the session is reset at once, the agent logs "malformed BGP framing
+  from device" with the reason and the device's peer-addr, and
+  kbgp_framing_errors_by_reason_total{reason} / /admin/status
+  Counters.FramingErrorsByReason count it;
+- an OPEN with hold time 3, then the first 10 bytes of a header and
+  silence (slowloris): the session ends after the hold time (not before),
+  reason incomplete_timeout;
+- a device that writes every byte in its own send() (127.0.0.21, a real
+  peer of the collector): OPEN, KEEPALIVE and an UPDATE reassembled: the
+  collector reaches Established and holds the announced prefix;
+- 10,000 connections opened and closed (half FIN, half RST) from
+  127.0.0.30: the agent survives, all four processes end with the
+  descriptors they had, the time is reported.
+
+Throughout: no worker restarts, the good devices' routes stay exact.
+
+Automake exit codes: 0 pass, 1 fail, 77 skip (unless KBGP_E2E=1, as root,
+with the binaries built).
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import kbgptest  # noqa: E402
+from kbgptest import badinput, resilience  # noqa: E402
+from kbgptest.bird import protocol_name  # noqa: E402
+from kbgptest.resilience import bgp_message, bgp_open  # noqa: E402
+from kbgptest.routes import make_routes  # noqa: E402
+from kbgptest.topology import AGENT_IP, COLLECTOR_IP, Topology  # noqa: E402
+
+GOOD = [("127.0.0.3", 65003, 0), ("127.0.0.4", 65004, 1)]
+BYTEWISE = ("127.0.0.21", 65021)
+RAW = {  # case -> device address
+    "bad_marker": "127.0.0.22",
+    "length_below_minimum": "127.0.0.23",
+    "length_above_maximum": "127.0.0.24",
+    "length_65535": "127.0.0.25",
+    "short_for_type": "127.0.0.26",
+    "type_zero": "127.0.0.27",
+    "incomplete_timeout": "127.0.0.28",
+}
+CHURN_IP = "127.0.0.30"
+CHURN_COUNT = int(os.environ.get("KBGP_E2E_CHURN", "10000"))
+ROUTES = 1000
+
+
+def routes_for(k):
+    return resilience.churn_pool(ROUTES, 0, first4=ROUTES * k)
+
+
+def test(ctx):
+    topo = Topology(ctx)
+    collector = topo.start_collector([(ip, asn) for ip, asn, _ in GOOD] + [BYTEWISE])
+    sink = badinput.Sink(COLLECTOR_IP, ctx.free_port(COLLECTOR_IP)).start()
+    try:
+        run(ctx, topo, collector, sink)
+    finally:
+        sink.stop()
+
+
+def run(ctx, topo, collector, sink):
+    sink_addr = "%s:%d" % (sink.ip, sink.port)
+    registry = [ip for ip, _, _ in GOOD] + [BYTEWISE[0]]
+    registry += [{"device_ip": ip, "collector": sink_addr} for ip in list(RAW.values()) + [CHURN_IP]]
+    topo.start_ingest(registry)
+    agent = topo.start_agent()
+    ctx.step("raw devices %s and %s go to a sink at %s that swallows their bytes"
+             % (", ".join(RAW.values()), CHURN_IP, sink_addr))
+
+    devices, pools = [], []
+    for ip, asn, k in GOOD:
+        pool = routes_for(k)
+        devices.append(topo.start_device("bird", ip, asn, pool))
+        pools.append(pool)
+    for dev, pool in zip(devices, pools):
+        topo.wait_established(dev)
+        resilience.wait_exact(ctx, topo, dev, pool)
+    logs = []
+    for dev in devices:
+        logs.append((resilience.SessionLog(dev, dev.proto), "device %s" % dev.ip))
+        logs.append((resilience.SessionLog(collector, protocol_name(dev.ip)),
+                     "the collector's session with %s" % dev.ip))
+    restarts0 = badinput.restarts(agent)
+
+    def good_routes_unchanged(after):
+        for dev, pool in zip(devices, pools):
+            topo.check_routes(dev, pool)
+        r = badinput.restarts(agent)
+        ctx.check(r == restarts0, "worker restarts changed after %s: %s -> %s" % (after, restarts0, r))
+        ctx.step("after %s: both good devices still hold exactly their %d routes at the collector, "
+                 "no worker restarted" % (after, ROUTES))
+
+    framing_cases(ctx, agent)
+    good_routes_unchanged("the framing errors")
+    slowloris(ctx, agent)
+    good_routes_unchanged("the slowloris")
+    bytewise(ctx, topo, agent, collector)
+    good_routes_unchanged("the one-byte writes")
+    churn(ctx, agent, sink)
+    good_routes_unchanged("%d connections opened and closed" % CHURN_COUNT)
+    for log, what in logs:
+        log.check_continuous(ctx, what)
+    ctx.step("the good devices' sessions never dropped, at either end")
+
+
+def expect_framing_error(ctx, agent, ip, reason, payload, since, timeout=10):
+    """Sends `payload` from `ip`; the agent must reset the connection, log
+    the reason with the device's address and count it."""
+    before = badinput.counters(agent)
+    s = badinput.connect_from(ip, agent.listen_port)
+    t0 = time.monotonic()
+    s.sendall(payload)
+    how, secs = badinput.wait_closed(s, timeout)
+    s.close()
+    ctx.check(how is not None, "%s: the agent kept the connection from %s open for %.0f s after %r"
+              % (reason, ip, secs, payload[:24]))
+    line = [None]
+
+    def logged():
+        for l in agent.log.find("malformed BGP framing from device", since=since, reason=reason):
+            if ('"peer-addr":"%s:' % ip) in l.replace(" ", ""):
+                line[0] = l
+                return True
+        return False
+    ctx.wait_until(logged, 5, "a log line 'malformed BGP framing from device' with reason %s and "
+                   "peer-addr %s" % (reason, ip))
+
+    def counted():
+        c = badinput.counters(agent)
+        return c["FramingErrorsByReason"][reason] == before["FramingErrorsByReason"][reason] + 1 and \
+            c["FramingErrors"] == before["FramingErrors"] + 1
+    ctx.wait_until(counted, 5, "Counters.FramingErrorsByReason.%s and FramingErrors to grow by one" % reason,
+                   describe=lambda: str(badinput.counters(agent)["FramingErrorsByReason"]))
+    m = badinput.metric_value(agent, "kbgp_framing_errors_by_reason_total", 'reason="%s"' % reason)
+    ctx.check(m == before["FramingErrorsByReason"][reason] + 1,
+              "kbgp_framing_errors_by_reason_total{reason=\"%s\"} is %d" % (reason, m))
+    return how, time.monotonic() - t0, line[0]
+
+
+def framing_cases(ctx, agent):
+    H = badinput.header
+    cases = [
+        ("bad_marker", RAW["bad_marker"], b"\xff" * 15 + b"\x00" + b"\x00\x13\x04"),
+        ("length_below_minimum", RAW["length_below_minimum"], H(18, 4)),
+        ("length_above_maximum", RAW["length_above_maximum"], H(4097, 2) + b"\x00" * 64),
+        ("length_above_maximum", RAW["length_65535"], H(65535, 2) + b"\x00" * 64),
+        ("short_for_type", RAW["short_for_type"], H(20, 4) + b"\x00"),
+        ("type_zero", RAW["type_zero"], H(19, 0)),
+    ]
+    for reason, ip, payload in cases:
+        since = agent.log.mark()
+        how, secs, line = expect_framing_error(ctx, agent, ip, reason, payload, since)
+        ctx.step("%-21s from %s: connection %s after %.2f s; logged: %s"
+                 % (reason, ip, how, secs, line.strip()[:220]))
+
+
+def slowloris(ctx, agent):
+    ip = RAW["incomplete_timeout"]
+    hold = 3
+    since = agent.log.mark()
+    before = badinput.counters(agent)
+    s = badinput.connect_from(ip, agent.listen_port)
+    s.sendall(bgp_open(65028, ip, hold) + badinput.header(45, 2)[:10])
+    t0 = time.monotonic()
+    how, secs = badinput.wait_closed(s, 2.5)
+    ctx.check(how is None, "slowloris: the agent ended the session after %.1f s, before the device's "
+              "hold time of %d s" % (secs, hold))
+    how, secs = badinput.wait_closed(s, 10)
+    s.close()
+    waited = time.monotonic() - t0
+    ctx.check(how is not None, "slowloris: a header left unfinished for %.0f s (hold time %d s) still "
+              "holds its session" % (waited, hold))
+    ctx.wait_until(lambda: agent.log.find("device left a BGP message unfinished too long", since=since),
+                   5, "the log line about the unfinished message")
+    ctx.wait_until(lambda: any(('"peer-addr":"%s:' % ip) in l.replace(" ", "") for l in
+                               agent.log.find("malformed BGP framing from device", since=since,
+                                              reason="incomplete_timeout")),
+                   5, "'malformed BGP framing from device' with reason incomplete_timeout for %s" % ip)
+    c = badinput.counters(agent)
+    ctx.check(c["FramingErrorsByReason"]["incomplete_timeout"] ==
+              before["FramingErrorsByReason"]["incomplete_timeout"] + 1,
+              "FramingErrorsByReason.incomplete_timeout did not grow by one: %s" % c["FramingErrorsByReason"])
+    ctx.step("slowloris from %s (OPEN with hold time %d s, then 10 header bytes): still open at 2.5 s, "
+             "reset %.1f s after the partial header (%s)" % (ip, hold, waited, how))
+
+
+def bytewise(ctx, topo, agent, collector):
+    ip, asn = BYTEWISE
+    update = badinput.bgp_update_v4("10.250.7.0", 24, asn, ip)
+    speaker = badinput.ByteWiseSpeaker(ip, asn, agent.listen_port).start(update=update)
+    try:
+        ctx.wait_until(lambda: speaker.established.is_set() and
+                       collector.peer_info(ip)["state"] == "Established", 30,
+                       "the one-byte-writes device %s to reach Established at the collector" % ip,
+                       describe=lambda: "device established %s, collector %s" % (
+                           speaker.established.is_set(), collector.peer_info(ip)))
+        ctx.wait_until(lambda: "10.250.7.0/24" in collector.peer_routes(ip), 20,
+                       "the collector to hold 10.250.7.0/24 from %s" % ip, poke=collector.poke)
+        time.sleep(2)  # a few keepalives, byte by byte, too
+        ctx.check(not speaker.closed.is_set(), "the one-byte-writes session was closed")
+        ctx.check(collector.peer_info(ip)["state"] == "Established", "the collector lost %s" % ip)
+        got = collector.peer_routes(ip)
+        ctx.check(set(got) == {"10.250.7.0/24"}, "collector's routes from %s: %s" % (ip, sorted(got)))
+        ctx.step("device %s wrote OPEN, KEEPALIVE, an UPDATE and keepalives one byte per send() "
+                 "(%d sends): Established at the collector, which holds exactly 10.250.7.0/24 from it"
+                 % (ip, speaker.bytes_written))
+    finally:
+        speaker.close()
+
+
+def churn(ctx, agent, sink):
+    base_active = len(GOOD)
+    ctx.wait_until(lambda: agent.status()["ActiveSessions"] == base_active and
+                   agent.status()["Counters"]["DataStreamsOpen"] == base_active, 15,
+                   "only the good devices' sessions to be left before the churn")
+    fds0 = badinput.fd_counts(agent)
+    c0 = badinput.counters(agent)
+    ctx.step("before: %d active sessions, descriptors %s" % (base_active, fds0))
+    errors = []
+    threads = 8
+    per = CHURN_COUNT // threads
+
+    def worker(n, k):
+        for i in range(n):
+            try:
+                s = badinput.connect_from(CHURN_IP, agent.listen_port, timeout=10)
+                if (i + k) % 2:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.close()
+            except OSError as e:
+                errors.append(str(e))
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=worker, args=(per, k)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    opened = time.monotonic() - t0
+    ctx.check(len(errors) < CHURN_COUNT // 100, "%d of %d connections failed, e.g. %s"
+              % (len(errors), CHURN_COUNT, errors[:3]))
+    done = per * threads - len(errors)
+
+    def drained():
+        st = agent.status()
+        c = st["Counters"]
+        return st["ActiveSessions"] == base_active and \
+            c["ConnectionsAccepted"] + c["ConnectionsRejected"] >= \
+            c0["ConnectionsAccepted"] + c0["ConnectionsRejected"] + done and \
+            c["DataStreamsOpen"] == c0["DataStreamsOpen"]
+    ctx.wait_until(drained, 120, "every churned session to end", interval=0.5,
+                   describe=lambda: str({k: agent.status()["Counters"][k] for k in
+                                         ("ConnectionsAccepted", "ConnectionsRejected", "SessionsClosed",
+                                          "DataStreamsOpen")}))
+    total = time.monotonic() - t0
+    seen = [None]
+
+    def fds_back():
+        seen[0] = badinput.fd_counts(agent)
+        return seen[0] == fds0
+    ctx.wait_until(fds_back, 30, "the agent's descriptors to return to %s" % fds0, interval=0.5,
+                   describe=lambda: str(seen[0]))
+    c = badinput.counters(agent)
+    ctx.check(agent.proc.alive(), "kbgp exited with status %s" % agent.proc.exited_with())
+    ctx.step("%d connections opened and closed from %s (half FIN, half RST) in %.1f s; all sessions "
+             "ended %.1f s after the first; accepted +%d, rejected +%d, denied +%d; the sink saw %d "
+             "collector connections; descriptors back to %s"
+             % (done, CHURN_IP, opened, total, c["ConnectionsAccepted"] - c0["ConnectionsAccepted"],
+                c["ConnectionsRejected"] - c0["ConnectionsRejected"],
+                c["ConnectionsDenied"] - c0["ConnectionsDenied"], sink.accepted, seen[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(kbgptest.main(test, "test_bad_device", __doc__))
