@@ -125,6 +125,7 @@ bool install_seccomp(std::span<const SyscallRule> allowed, std::string* error) {
     *error = std::string("SIGSYS handler: ") + std::strerror(errno);
     return false;
   }
+  prepare_sanitizers_for_seccomp();  // sanitizer builds only
   int rc = seccomp_load(ctx.get());
   if (rc != 0) {
     ::sigaction(SIGSYS, &previous, nullptr);

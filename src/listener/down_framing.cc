@@ -9,11 +9,13 @@ DownFraming::DownFraming(shm::ListenerRecord* record) : record_(record) {
   uint32_t current = record_->down_current.load(std::memory_order_acquire) & 1;
   state_ = record_->down_state[current];
   position_ = state_.position;
-  // Not a state we ever save: an OPEN being collected never reaches past
-  // peer_open (tests/fuzz/fuzz_listener.cc found a record that did).
+  // Not a state we ever save: an OPEN is collected only while its body
+  // arrives, and never reaches past peer_open (tests/fuzz/fuzz_listener.cc
+  // found records that did either).
   bool collecting = (state_.flags & shm::kDownCollectingOpen) != 0;
   if (state_.header_len > bgp::kHeaderSize || state_.open_len > shm::kMaxOpenMessage ||
-      (collecting && state_.body_left > shm::kMaxOpenMessage - state_.open_len))
+      (collecting && (state_.header_len != bgp::kHeaderSize ||
+                      state_.body_left > shm::kMaxOpenMessage - state_.open_len)))
     state_.flags |= shm::kDownLost;
 }
 

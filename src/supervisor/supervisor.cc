@@ -376,9 +376,17 @@ Supervisor::HandOff Supervisor::hand_off(WorkerProcess& w, const SupervisedSessi
   auto& backlog = hand_off_backlog_[kind];
   if (backlog.empty() && channel_has_room(w.channel()))
     return send_session(w, s) ? HandOff::Sent : HandOff::Failed;
-  if (backlog.empty())
-    log::warn("a worker is slow to take new sessions; accepting paused until it caught up",
-              {{"worker", ipc::worker_name(w.kind())}});
+  if (backlog.empty()) {
+    // A flood pauses accepting thousands of times: one line per 10 s.
+    ++hand_off_pauses_;
+    int64_t now = monotonic_ns();
+    if (now - hand_off_logged_ns_ >= 10'000'000'000) {
+      log::warn("a worker is slow to take new sessions; accepting paused until it caught up",
+                {{"worker", ipc::worker_name(w.kind())}, {"pauses", hand_off_pauses_}});
+      hand_off_logged_ns_ = now;
+      hand_off_pauses_ = 0;
+    }
+  }
   backlog.push_back({s.slot, s.generation});
   if (!channel_write_events_[kind])
     channel_write_events_[kind].reset(event_new(base_.get(), w.channel(), EV_WRITE,
@@ -416,8 +424,8 @@ void Supervisor::flush_hand_offs(WorkerProcess& w) {
       return;
     }
   }
-  log::info("the worker took every waiting session; accepting again",
-            {{"worker", ipc::worker_name(w.kind())}});
+  log::debug("the worker took every waiting session; accepting again",
+             {{"worker", ipc::worker_name(w.kind())}});
   resume_accepting_if_clear();
 }
 

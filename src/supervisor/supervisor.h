@@ -129,6 +129,8 @@ class Supervisor {
   std::vector<std::deque<PendingHandOff>> hand_off_backlog_{shm::kWorkerCount};  // by kind
   std::vector<EventPtr> channel_write_events_{shm::kWorkerCount};              // by kind
   bool accepting_paused_ = false;
+  uint64_t hand_off_pauses_ = 0;     // since the last log line about them
+  int64_t hand_off_logged_ns_ = -10'000'000'000;  // monotonic
   std::vector<EventPtr> signal_events_;
   EventPtr tick_event_;
   SpawnEnvironment spawn_env_;

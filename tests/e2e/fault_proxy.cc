@@ -192,6 +192,8 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
   void maybe_finish_locked();
   void release_locked();
   ByteBuffer translate_request_locked(ByteBuffer in);
+  // Follows the BGP framing of what goes to the device.
+  void follow_bgp(const std::string& bytes);
   ByteBuffer translate_response_locked(ByteBuffer in);
 
   grpc::GenericCallbackServerContext* ctx_;
@@ -209,6 +211,9 @@ class ProxyCall : public grpc::ServerGenericBidiReactor {
   bool injected_ = false;
   std::set<std::string> control_rewrite_;  // device ips whose next answer gets action 9
   uint64_t forwarded_ = 0;                 // DataResponses with data forwarded to the agent
+  uint8_t header_[19] = {};                // of the BGP message being forwarded
+  size_t header_have_ = 0;                 // 0: between two messages
+  size_t body_left_ = 0;
   ByteBuffer from_agent_, to_upstream_, from_upstream_;
   std::deque<ByteBuffer> to_agent_;
   bool writing_ = false, md_sent_ = false, md_failed_ = false, reading_upstream_ = false;
@@ -393,8 +398,30 @@ void ProxyCall::OnSendInitialMetadataDone(bool ok) {
   pump_to_agent_locked();
 }
 
+void ProxyCall::follow_bgp(const std::string& bytes) {
+  for (char c : bytes) {
+    if (header_have_ < 19) {
+      header_[header_have_++] = static_cast<uint8_t>(c);
+      if (header_have_ == 19) {
+        size_t length = size_t{header_[16]} << 8 | header_[17];
+        body_left_ = length > 19 ? length - 19 : 0;
+        if (body_left_ == 0) header_have_ = 0;
+      }
+    } else if (--body_left_ == 0) {
+      header_have_ = 0;
+    }
+  }
+}
+
 void ProxyCall::inject_locked() {
   if (!fault_ || injected_ || forwarded_ < fault_->after) return;
+  // Bytes for the device go in between two BGP messages only (the
+  // backend's responses need not end on one).
+  if (fault_->kind == "large" && header_have_ != 0) {
+    std::fprintf(stderr, "fault_proxy: %s: waiting for a BGP message boundary (%zu header bytes, "
+                 "%zu body bytes to come)\n", device_.c_str(), header_have_, body_left_);
+    return;
+  }
   const std::string& kind = fault_->kind;
   pb::DataResponse r;
   bool counted = true;  // does the agent count it as a DataResponse?
@@ -452,7 +479,11 @@ void ProxyCall::upstream_read(bool ok) {
     // Only responses with device bytes count as "data": kbgp-ingest also
     // sends resume acknowledgements.
     pb::DataResponse r;
-    if (parse(from_upstream_, &r) && r.data_size() > 0) ++forwarded_;
+    if (parse(from_upstream_, &r) && r.data_size() > 0 &&
+        static_cast<int>(r.action()) != kbgp::resume::kActionAck) {
+      ++forwarded_;
+      for (const auto& chunk : r.data()) follow_bgp(chunk);
+    }
   }
   to_agent_.push_back(translate_response_locked(from_upstream_));
   from_upstream_.Clear();

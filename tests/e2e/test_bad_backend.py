@@ -18,7 +18,7 @@ input"), the log line and the counter:
 | bad / repeated counters in the headers | KILL, device reset | backend_errors{data_bad_counters} |
 | Control answer with action 9 | ignored, the waiting session ends | backend_errors{control_unknown_action} |
 | RESTART before any data / mid-stream | new stream, session carries on | backend_actions{restart} |
-| 1 MiB DataResponse (2x the ring) | relayed intact, carries on | -- |
+| 1 MiB DataResponse (2x the ring) | written to the device as whole messages (the agent's framing follower), the device's kernel takes every byte; carries on | -- |
 | bytes that are no DataResponse | stream cancelled after 2 s, resumed, carries on | backend_errors{data_unreadable} |
 | junk headers (printable, -bin) | carries on; /admin/sessions/<ip> valid JSON | -- |
 | a 32 KiB header | stream fails, resumed, carries on | DataStreamsFailed |
@@ -76,6 +76,29 @@ CASES = [
 # KBGP_E2E_FAULTS=garbage,large runs only those cases (debugging).
 if os.environ.get("KBGP_E2E_FAULTS"):
     CASES = [c for c in CASES if c[0] in os.environ["KBGP_E2E_FAULTS"].split(",")]
+
+
+def received_bytes(sock):
+    """bytes_received of a connected socket, from the kernel (`ss -i`)."""
+    import re
+    import subprocess
+    port = sock.getsockname()[1]
+    out = subprocess.run(["ss", "-tnHi", "( sport = :%d )" % port], capture_output=True, text=True,
+                         timeout=5).stdout
+    m = re.search(r"bytes_received:(\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+def tcp_queues(sock):
+    """`ss` lines for both ends of a device connection (Recv-Q, Send-Q)."""
+    import subprocess
+    try:
+        port = sock.getsockname()[1]
+        out = subprocess.run(["ss", "-tnHi", "( sport = :%d or dport = :%d )" % (port, port)],
+                             capture_output=True, text=True, timeout=5).stdout
+        return " | ".join(" ".join(l.split()) for l in out.splitlines())
+    except (OSError, subprocess.SubprocessError) as e:
+        return "ss: %s" % e
 
 
 def victim_ip(i):
@@ -166,7 +189,6 @@ def run_case(ctx, topo, agent, collector, proxy_log, faults, victim, case):
             speaker.closed.set()
         ctx.wait_until(lambda: proxy_log.find("fault injected: %s for %s" % (fault, ip), since=proxy_since),
                        20, "%s: the proxy to inject it" % name)
-        received0 = speaker.received
         if expect == "ends":
             ctx.wait_until(speaker.closed.is_set, 20, "%s: the agent to end the victim's connection" % name)
             outcome = "victim's connection ended"
@@ -184,10 +206,24 @@ def run_case(ctx, topo, agent, collector, proxy_log, faults, victim, case):
                       "established %d times and dropped %d times" % (name, est, down))
             outcome = "victim's session carried on (one session at the collector)"
             if fault == "large":
-                ctx.wait_until(lambda: speaker.received - received0 >= LARGE_KEEPALIVES or
-                               speaker.received >= LARGE_KEEPALIVES, 10,
-                               "the victim to receive the %d injected KEEPALIVEs" % LARGE_KEEPALIVES)
-                outcome += "; it received all %d KEEPALIVEs of the 1 MiB DataResponse" % LARGE_KEEPALIVES
+                # What the agent wrote to the device is followed by its own
+                # BGP framing follower (MessagesDown: whole messages only),
+                # and the device's kernel must have taken every byte.
+                want_bytes = LARGE_KEEPALIVES * 19
+                seen = [None]
+
+                def delivered():
+                    d = agent.session(ip)
+                    seen[0] = (d.get("MessagesDown"), d.get("BytesDown"), received_bytes(speaker.sock))
+                    return d.get("MessagesDown", 0) >= LARGE_KEEPALIVES and \
+                        d.get("BytesDown", 0) >= want_bytes and seen[0][2] >= want_bytes and \
+                        speaker.received >= LARGE_KEEPALIVES
+                ctx.wait_until(delivered, 30, "the %d injected KEEPALIVEs to reach the victim" % LARGE_KEEPALIVES,
+                               describe=lambda: "agent MessagesDown, BytesDown, victim kernel bytes_received: %s; "
+                               "reader parsed %d; tcp: %s" % (seen[0], speaker.received, tcp_queues(speaker.sock)))
+                outcome += ("; the agent wrote all %d KEEPALIVEs of the 1 MiB DataResponse as whole messages "
+                            "(MessagesDown %d), the victim's kernel took %d bytes and its reader parsed %d "
+                            "whole messages" % (LARGE_KEEPALIVES, seen[0][0], seen[0][2], speaker.received))
             if fault == "junk_metadata":
                 detail = agent.session(ip)
                 md = detail.get("ServerMetadata")

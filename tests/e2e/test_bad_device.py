@@ -40,9 +40,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kbgptest  # noqa: E402
 from kbgptest import badinput, resilience  # noqa: E402
 from kbgptest.bird import protocol_name  # noqa: E402
-from kbgptest.resilience import bgp_message, bgp_open  # noqa: E402
-from kbgptest.routes import make_routes  # noqa: E402
-from kbgptest.topology import AGENT_IP, COLLECTOR_IP, Topology  # noqa: E402
+from kbgptest.resilience import bgp_open  # noqa: E402
+from kbgptest.topology import COLLECTOR_IP, Topology  # noqa: E402
 
 GOOD = [("127.0.0.3", 65003, 0), ("127.0.0.4", 65004, 1)]
 BYTEWISE = ("127.0.0.21", 65021)
@@ -232,6 +231,7 @@ def churn(ctx, agent, sink):
     fds0 = badinput.fd_counts(agent)
     c0 = badinput.counters(agent)
     ctx.step("before: %d active sessions, descriptors %s" % (base_active, fds0))
+    since = agent.log.mark()
     errors = []
     threads = 8
     per = CHURN_COUNT // threads
@@ -277,12 +277,18 @@ def churn(ctx, agent, sink):
                    describe=lambda: str(seen[0]))
     c = badinput.counters(agent)
     ctx.check(agent.proc.alive(), "kbgp exited with status %s" % agent.proc.exited_with())
+    # A flood once made the supervisor kill the uplink ("cannot hand a
+    # session to a worker"): no error may be logged at all.
+    bad = [line for line, obj in agent.log.records(since) if obj and obj.get("level") == "error"]
+    ctx.check(not bad, "%d error lines logged during the churn, e.g.:\n%s" % (len(bad), "\n".join(bad[:3])))
+    paused = agent.log.find("a worker is slow to take new sessions", since=since)
     ctx.step("%d connections opened and closed from %s (half FIN, half RST) in %.1f s; all sessions "
              "ended %.1f s after the first; accepted +%d, rejected +%d, denied +%d; the sink saw %d "
-             "collector connections; descriptors back to %s"
+             "collector connections; descriptors back to %s; no error logged (%d lines about "
+             "accepting paused for a slow worker)"
              % (done, CHURN_IP, opened, total, c["ConnectionsAccepted"] - c0["ConnectionsAccepted"],
                 c["ConnectionsRejected"] - c0["ConnectionsRejected"],
-                c["ConnectionsDenied"] - c0["ConnectionsDenied"], sink.accepted, seen[0]))
+                c["ConnectionsDenied"] - c0["ConnectionsDenied"], sink.accepted, seen[0], len(paused)))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 // the answer, the JSON shown by the admin and logged, and the TCP-MD5 relay.
 //
 // Input: records, each a step byte (low 4 bits: seconds that pass before
-// it; bit 4: drop the device's cache entry after it, as a Data KILL does),
-// a 16-bit little-endian length and a serialized ControlResponse.
+// it; bit 4: drop the device's cache entry after it, as a Data KILL does;
+// bit 5: the answer came unasked, pushed by the backend), a 16-bit
+// little-endian length and a serialized ControlResponse.
 #include <jansson.h>
 
 #include <cstddef>

@@ -451,4 +451,14 @@ TEST_CASE("a saved down state that would overrun peer_open is refused") {
     std::vector<uint8_t> more(8000, 0xab);
     CHECK_FALSE(g.feed(more));
   }
+  SECTION("corrupted: collecting while a header arrives") {
+    // The next header would set a body length of its own, and the OPEN
+    // collected so far would grow past peer_open.
+    saved.header_len = 3;
+    saved.open_len = 4000;
+    saved.body_left = 0;
+    DownFraming g(record.get());
+    CHECK(g.lost());
+    CHECK_FALSE(g.feed(update(500)));
+  }
 }

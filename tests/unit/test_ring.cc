@@ -116,3 +116,44 @@ TEST_CASE("wake-up bitmap visits every marked slot once") {
   shm::drain_pending(bitmap.get(), [&](uint32_t s) { seen.push_back(s); });
   CHECK(seen.empty());
 }
+
+TEST_CASE("wake-up flags: a waiting consumer is woken once, a busy one not at all") {
+  TestRing r;
+  auto p = r.producer();
+  auto c = r.consumer();
+  // Busy consumer (never marked itself waiting): publishing wakes nobody.
+  REQUIRE(p.write(bytes(4, 0)));
+  CHECK_FALSE(p.consumer_wants_wake());
+  c.consume(4);
+  // It drained the ring and sleeps: nothing arrived since it looked.
+  uint64_t seen = c.write_pos();
+  CHECK_FALSE(c.wait_for_bytes(seen));
+  REQUIRE(p.write(bytes(4, 4)));
+  CHECK(p.consumer_wants_wake());        // woken...
+  CHECK_FALSE(p.consumer_wants_wake());  // ...once per sleep
+  // Bytes published between its look and its flag: it sees them itself.
+  c.consume(4);
+  seen = c.write_pos();
+  REQUIRE(p.write(bytes(4, 8)));
+  CHECK_FALSE(p.consumer_wants_wake());  // flag not set yet
+  CHECK(c.wait_for_bytes(seen));         // so the recheck says: look again
+}
+
+TEST_CASE("wake-up flags: a producer waiting for space is woken when space is freed") {
+  TestRing r;
+  auto p = r.producer();
+  auto c = r.consumer();
+  REQUIRE(p.write(bytes(64, 0)));  // full
+  c.consume(8);
+  CHECK_FALSE(c.producer_wants_wake());  // the producer was not waiting
+  REQUIRE(p.write(bytes(8, 0)));   // full again
+  uint64_t seen = p.read_pos();
+  CHECK_FALSE(p.wait_for_space(seen));
+  c.consume(16);
+  CHECK(c.producer_wants_wake());
+  CHECK_FALSE(c.producer_wants_wake());
+  // Space freed before the flag was set is seen by the producer itself.
+  seen = p.read_pos();
+  c.consume(16);
+  CHECK(p.wait_for_space(seen));
+}

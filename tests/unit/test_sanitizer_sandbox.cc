@@ -165,8 +165,8 @@ TEST_CASE("sandboxed workers run without leak check and symbolizer, after our ow
   if (asan) ::setenv("ASAN_OPTIONS", saved_asan.c_str(), 1); else ::unsetenv("ASAN_OPTIONS");
   if (ubsan) ::setenv("UBSAN_OPTIONS", saved_ubsan.c_str(), 1);
   REQUIRE(env.size() == 2);
-  CHECK(env[0] == "ASAN_OPTIONS=verbosity=0:detect_leaks=0:symbolize=0");
-  CHECK(env[1] == "UBSAN_OPTIONS=symbolize=0");
+  CHECK(env[0] == "ASAN_OPTIONS=verbosity=0:detect_leaks=0:symbolize=0:color=never");
+  CHECK(env[1] == "UBSAN_OPTIONS=symbolize=0:print_stacktrace=0:color=never");
 }
 
 #else

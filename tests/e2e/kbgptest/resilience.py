@@ -403,7 +403,8 @@ class MiniSpeaker:
         s.settimeout(None)
         self.sock = s
         s.sendall(bgp_open(self.asn, self.ip, self.hold))
-        threading.Thread(target=self._read, daemon=True, name="speaker-read").start()
+        self._reader = threading.Thread(target=self._read, daemon=True, name="speaker-read")
+        self._reader.start()
         threading.Thread(target=self._keepalives, daemon=True, name="speaker-ka").start()
         return self
 
@@ -416,18 +417,20 @@ class MiniSpeaker:
                 if not data:
                     break
                 buf += data
-                while len(buf) >= 19:
-                    length = int.from_bytes(buf[16:18], "big")
-                    if len(buf) < length:
+                pos = 0  # an index, not slicing: 1 MiB of KEEPALIVEs must not cost O(n^2)
+                while len(buf) - pos >= 19:
+                    length = int.from_bytes(buf[pos + 16:pos + 18], "big")
+                    if len(buf) - pos < length or length < 19:
                         break
-                    msg_type = buf[18]
-                    buf = buf[length:]
+                    msg_type = buf[pos + 18]
+                    pos += length
                     self.received += 1
                     if msg_type == 1 and not got_open:
                         got_open = True
                         self.sock.sendall(bgp_message(4))
                     elif msg_type == 4 and got_open:
                         self.established.set()
+                buf = buf[pos:]
         except OSError:
             pass
         self.closed.set()
@@ -439,16 +442,32 @@ class MiniSpeaker:
             except OSError:
                 return
 
+    def _stop_reader(self):
+        """Wakes the reader (SHUT_RD: its recv returns 0, nothing is sent)
+        and waits for it before the descriptor is closed. Closing under a
+        reader is a race: its next recv() may take the descriptor number
+        after the kernel gave it to the next socket the test opens, and
+        steal up to 64 KiB of that connection's bytes."""
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+        reader = getattr(self, "_reader", None)
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(10)
+
     def reset(self):
         self._stop.set()
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         except OSError:
             pass
+        self._stop_reader()
         self.sock.close()
 
     def close(self):
         self._stop.set()
+        self._stop_reader()
         try:
             self.sock.close()
         except OSError:

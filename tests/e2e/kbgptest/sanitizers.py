@@ -15,7 +15,10 @@ import re
 # slower, LeakSanitizer adds time at exit).
 SANITIZER_BUILD_SLOWDOWN = 3.0
 
-_REPORT = re.compile(r"==\d+==ERROR: (AddressSanitizer|LeakSanitizer)\b|: runtime error: ")
+# ASan and LSan reports; UBSan's (file:line:col: runtime error: ...); the
+# runtimes' own failures (e.g. LeakSanitizer unable to stop the world).
+_REPORT = re.compile(r"==\d+==ERROR: (AddressSanitizer|LeakSanitizer)\b|: runtime error: "
+                     r"|Sanitizer has encountered a fatal error|Sanitizer CHECK failed")
 
 
 def slowdown():
@@ -65,3 +68,15 @@ def reports_in(directory, context_lines=40):
                 else:
                     i += 1
     return found
+
+
+# AddressSanitizer's shadow memory on x86-64, low shadow through high shadow
+# (the gap between them is mapped without access). It holds one state byte
+# per 8 bytes of application memory, never their contents, and is terabytes
+# large: tests that search a process's memory (/proc/<pid>/mem) skip it.
+ASAN_SHADOW = (0x7fff8000, 0x10007fff8000)
+
+
+def is_shadow(lo, hi):
+    """True when the mapping [lo, hi) lies in ASan's shadow memory."""
+    return lo >= ASAN_SHADOW[0] and hi <= ASAN_SHADOW[1]
