@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <ctime>
 #include <memory>
 
@@ -90,6 +91,41 @@ const char* level_name(Level level) {
   return "unknown";
 }
 
+// A JSON string for any bytes. jansson refuses invalid UTF-8 (json_stringn
+// returns NULL and the field would vanish from the line), and log values
+// can hold bytes from outside (a device's OPEN, a backend's metadata):
+// each byte of an invalid sequence is written as the text \xNN instead.
+static bool valid_utf8(std::string_view v) {
+  json_t* s = json_stringn(v.data(), v.size());
+  json_decref(s);
+  return s != nullptr;
+}
+
+static json_t* json_text(std::string_view v) {
+  if (json_t* s = json_stringn(v.data(), v.size())) return s;
+  std::string clean;
+  clean.reserve(v.size() + 16);
+  for (size_t i = 0; i < v.size();) {
+    auto lead = static_cast<unsigned char>(v[i]);
+    size_t n = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3
+             : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (n == 1 || (n > 1 && i + n <= v.size() && [&] {
+          json_t* one = json_stringn(v.data() + i, n);  // jansson's own rules
+          json_decref(one);
+          return one != nullptr;
+        }())) {
+      clean.append(v.data() + i, n);
+      i += n;
+      continue;
+    }
+    char hex[5];
+    std::snprintf(hex, sizeof hex, "\\x%02X", lead);
+    clean += hex;
+    ++i;
+  }
+  return json_stringn(clean.data(), clean.size());
+}
+
 // The JSON form of a line. `cut` > 0 shortens the message and every field
 // value to that many bytes (at a UTF-8 boundary) and adds "truncated".
 static std::string json_line(Level level, std::string_view message, std::initializer_list<Field> fields,
@@ -104,13 +140,13 @@ static std::string json_line(Level level, std::string_view message, std::initial
   json_object_set_new(obj, "time", json_string(format_time_rfc3339(realtime_ns).c_str()));
   json_object_set_new(obj, "level", json_string(level_name(level)));
   std::string_view m = shorten(message);
-  json_object_set_new(obj, "message", json_stringn(m.data(), m.size()));
+  json_object_set_new(obj, "message", json_text(m));
   json_object_set_new(obj, "service", json_string("kbgp"));
   json_object_set_new(obj, "component", json_string(g_component.c_str()));
   for (const auto& f : fields) {
     std::string key(f.key);
     std::string_view v = shorten(f.value);
-    json_object_set_new(obj, key.c_str(), json_stringn(v.data(), v.size()));
+    json_object_set_new(obj, key.c_str(), json_text(v));
   }
   if (cut) json_object_set_new(obj, "truncated", json_string("true"));
   char* text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -133,8 +169,8 @@ std::string format_line(Level level, std::string_view message,
       line += ' ';
       line += f.key;
       line += '=';
-      if (needs_quotes(f.value)) {
-        json_t* s = json_stringn(f.value.data(), f.value.size());
+      if (needs_quotes(f.value) || !valid_utf8(f.value)) {
+        json_t* s = json_text(f.value);
         char* quoted = s ? json_dumps(s, JSON_ENCODE_ANY) : nullptr;
         line += quoted ? quoted : "\"\"";
         free(quoted);

@@ -138,3 +138,24 @@ TEST_CASE("log ring: log::write copies JSON even with --human-logs, shortened wh
   CHECK(std::string(json_string_value(json_object_get(second, "level"))) == "warn");
   json_decref(second);
 }
+
+TEST_CASE("log lines keep fields whose bytes are not valid UTF-8") {
+  // A device's or backend's bytes in a field: jansson refuses them, and the
+  // field used to vanish from the JSON line.
+  log::init("unit", log::Level::Info, log::Format::Json);
+  std::string bad = std::string("r1-") + '\xff' + "\xc3\xa9" + '\xc3';  // invalid, é, cut-off
+  std::string line = log::format_line(log::Level::Info, "device name", {{"device", bad}}, 0);
+  json_error_t error;
+  json_t* obj = json_loads(line.c_str(), 0, &error);
+  REQUIRE(obj != nullptr);
+  json_t* value = json_object_get(obj, "device");
+  REQUIRE(value != nullptr);
+  CHECK(std::string(json_string_value(value)) == "r1-\\xFF\xc3\xa9\\xC3");
+  json_decref(obj);
+
+  log::init("unit", log::Level::Info, log::Format::Human);
+  std::string human = log::format_line(log::Level::Info, "device name", {{"device", bad}}, 0);
+  INFO(human);
+  CHECK(human.find("device=\"r1-\\\\xFF\xc3\xa9\\\\xC3\"") != std::string::npos);
+  log::init("unit", log::Level::Info, log::Format::Json);
+}
