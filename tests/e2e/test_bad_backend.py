@@ -141,19 +141,8 @@ def test(ctx):
     ctx.step("fault_proxy on 127.0.0.1:%d between kbgp (:%d) and kbgp-ingest (:%d)"
              % (proxy_port, agent.listen_port, ingest.port))
 
-    devices, pools = [], []
-    for ip, asn, k in GOOD:
-        pool = resilience.churn_pool(ROUTES, 0, first4=ROUTES * k)
-        devices.append(topo.start_device("bird", ip, asn, pool))
-        pools.append(pool)
-    for dev, pool in zip(devices, pools):
-        topo.wait_established(dev)
-        resilience.wait_exact(ctx, topo, dev, pool)
-    logs = []
-    for dev in devices:
-        logs.append((resilience.SessionLog(dev, dev.proto), "device %s" % dev.ip))
-        logs.append((resilience.SessionLog(collector, protocol_name(dev.ip)),
-                     "the collector's session with %s" % dev.ip))
+    devices, pools, logs = badinput.start_good_devices(
+        ctx, topo, collector, GOOD, lambda k: resilience.churn_pool(ROUTES, 0, first4=ROUTES * k))
     restarts0 = badinput.restarts(agent)
 
     for i, case in enumerate(CASES):

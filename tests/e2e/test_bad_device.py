@@ -39,7 +39,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import kbgptest  # noqa: E402
 from kbgptest import badinput, resilience  # noqa: E402
-from kbgptest.bird import protocol_name  # noqa: E402
 from kbgptest.resilience import bgp_open  # noqa: E402
 from kbgptest.topology import COLLECTOR_IP, Topology  # noqa: E402
 
@@ -82,19 +81,7 @@ def run(ctx, topo, collector, sink):
     ctx.step("raw devices %s and %s go to a sink at %s that swallows their bytes"
              % (", ".join(RAW.values()), CHURN_IP, sink_addr))
 
-    devices, pools = [], []
-    for ip, asn, k in GOOD:
-        pool = routes_for(k)
-        devices.append(topo.start_device("bird", ip, asn, pool))
-        pools.append(pool)
-    for dev, pool in zip(devices, pools):
-        topo.wait_established(dev)
-        resilience.wait_exact(ctx, topo, dev, pool)
-    logs = []
-    for dev in devices:
-        logs.append((resilience.SessionLog(dev, dev.proto), "device %s" % dev.ip))
-        logs.append((resilience.SessionLog(collector, protocol_name(dev.ip)),
-                     "the collector's session with %s" % dev.ip))
+    devices, pools, logs = badinput.start_good_devices(ctx, topo, collector, GOOD, routes_for)
     restarts0 = badinput.restarts(agent)
 
     def good_routes_unchanged(after):

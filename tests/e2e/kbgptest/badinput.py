@@ -10,6 +10,8 @@ import threading
 import time
 
 from .errors import TestFailure
+from . import resilience
+from .bird import protocol_name
 from .resilience import MARKER, bgp_message, bgp_open
 
 
@@ -204,6 +206,26 @@ def fd_counts(agent):
         except OSError:
             pass
     return out
+
+
+def start_good_devices(ctx, topo, collector, good, pool_for):
+    """The well-behaved BIRD devices (ip, asn, k) with pool_for(k) routes
+    each, Established with exactly their routes at the collector. Returns
+    (devices, pools, session logs of both ends to check for drops)."""
+    devices, pools = [], []
+    for ip, asn, k in good:
+        pool = pool_for(k)
+        devices.append(topo.start_device("bird", ip, asn, pool))
+        pools.append(pool)
+    for dev, pool in zip(devices, pools):
+        topo.wait_established(dev)
+        resilience.wait_exact(ctx, topo, dev, pool)
+    logs = []
+    for dev in devices:
+        logs.append((resilience.SessionLog(dev, dev.proto), "device %s" % dev.ip))
+        logs.append((resilience.SessionLog(collector, protocol_name(dev.ip)),
+                     "the collector's session with %s" % dev.ip))
+    return devices, pools, logs
 
 
 def restarts(agent):
