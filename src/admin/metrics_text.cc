@@ -64,6 +64,16 @@ std::string label(const char* key, std::string_view value) {
 
 uint64_t get(const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); }
 
+// A counter family with one sample per value 0..count-1 of a bad_input
+// enum, labelled with that value's name.
+template <typename Enum>
+void per_value(Writer& w, const char* name, const char* help, const char* label_name,
+               const std::atomic<uint64_t>* counts, uint32_t count, const char* (*name_of)(Enum)) {
+  w.family(name, "counter", help);
+  for (uint32_t i = 0; i < count; ++i)
+    w.sample(name, label(label_name, name_of(static_cast<Enum>(i))), get(counts[i]));
+}
+
 }  // namespace
 
 std::string escape_label(std::string_view value) {
@@ -109,26 +119,17 @@ std::string metrics_text(const shm::ControlRegion& region, const Now& now) {
            get(c.sessions_closed));
   w.single("kbgp_framing_errors_total", "counter",
            "Sessions cut because a device sent malformed BGP framing.", get(c.framing_errors));
-  w.family("kbgp_framing_errors_by_reason_total", "counter",
-           "Sessions cut for bad device input, by reason (incomplete_timeout: a message "
-           "left unfinished longer than the device's hold time, at most 240 s).");
-  for (uint32_t r = 0; r < bad_input::kFramingCount; ++r)
-    w.sample("kbgp_framing_errors_by_reason_total",
-             label("reason", bad_input::framing_label(static_cast<bad_input::Framing>(r))),
-             get(region.bad_input.framing[r]));
-  w.family("kbgp_backend_errors_total", "counter",
-           "Messages from the backend that break the interface, by kind (the session or "
-           "answer concerned is dropped, see docs/architecture.md \"Bad input\").");
-  for (uint32_t k = 0; k < bad_input::kBackendCount; ++k)
-    w.sample("kbgp_backend_errors_total",
-             label("kind", bad_input::backend_label(static_cast<bad_input::Backend>(k))),
-             get(region.bad_input.backend[k]));
-  w.family("kbgp_backend_actions_total", "counter",
-           "KILL and RESTART actions received from the backend on Data streams.");
-  for (uint32_t a = 0; a < bad_input::kActionCount; ++a)
-    w.sample("kbgp_backend_actions_total",
-             label("action", bad_input::action_label(static_cast<bad_input::BackendAction>(a))),
-             get(region.bad_input.actions[a]));
+  per_value(w, "kbgp_framing_errors_by_reason_total",
+            "Sessions cut for bad device input, by reason (incomplete_timeout: a message "
+            "left unfinished longer than the device's hold time, at most 240 s).",
+            "reason", region.bad_input.framing, bad_input::kFramingCount, bad_input::framing_label);
+  per_value(w, "kbgp_backend_errors_total",
+            "Messages from the backend that break the interface, by kind (the session or "
+            "answer concerned is dropped, see docs/architecture.md \"Bad input\").",
+            "kind", region.bad_input.backend, bad_input::kBackendCount, bad_input::backend_label);
+  per_value(w, "kbgp_backend_actions_total",
+            "KILL and RESTART actions received from the backend on Data streams.",
+            "action", region.bad_input.actions, bad_input::kActionCount, bad_input::action_label);
 
   w.family("kbgp_bytes_total", "counter", "Bytes relayed, by direction (up: device to backend).");
   w.sample("kbgp_bytes_total", label("direction", "up"), get(c.bytes_up));
