@@ -323,7 +323,7 @@ NoProxy NoProxy::parse(std::string_view text, std::vector<std::string>* notes) {
     host = strip_trailing_dot(host);
     if (host.rfind("*.", 0) == 0) host.erase(0, 1);
     e.kind = Entry::Kind::Domain;
-    if (host.front() == '.') {
+    if (!host.empty() && host.front() == '.') {  // "." alone strips to ""
       e.also_itself = false;
       e.name = host;
     } else {

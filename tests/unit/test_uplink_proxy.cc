@@ -163,6 +163,16 @@ TEST_CASE("NO_PROXY: names with subdomains, leading dots, ports, addresses, bloc
   }
   CHECK(NoProxy::parse("*").matches("anything", 1));
   CHECK(NoProxy::parse("").empty());
+  // "." and "*." strip to an empty name (fuzz_proxy_env found front() on it):
+  // ignored with a note, like any other entry that is not a host name.
+  for (const char* lone : {".", "*.", "..", "[]"}) {
+    std::vector<std::string> notes;
+    NoProxy odd = NoProxy::parse(std::string("localhost,") + lone, &notes);
+    INFO(lone);
+    CHECK(notes.size() == 1);
+    CHECK_FALSE(odd.matches("example.com", 443));
+    CHECK(odd.matches("localhost", 443));
+  }
   std::string error;
   auto s = from({{"HTTPS_PROXY", "http://p:1"}, {"no_proxy", "127.0.0.0/8"}}, &error);
   REQUIRE(s);
