@@ -8,18 +8,15 @@ free_port(), wait_until(), step().
 
 import os
 import sys
-import time
 
-from kbgptest import net, procs
+from kbgptest.workspace import Workspace
 
 
-class BenchContext:
+class BenchContext(Workspace):
     def __init__(self, root, verbose=False):
+        super().__init__(root)
         self.root = root
-        self.dir = root
         self.verbose = verbose
-        self.procs = []
-        self.t0 = time.monotonic()
 
     def subdir(self, name):
         """A fresh directory for one path run: the daemons' files of
@@ -30,26 +27,6 @@ class BenchContext:
         os.chmod(d, 0o755)
         self.dir = d
         return d
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def log_path(self, name):
-        return self.path(name + ".log")
-
-    def spawn(self, name, argv, env=None):
-        p = procs.Proc(name, argv, self.log_path(name), env=env, cwd=self.dir)
-        self.procs.append(p)
-        return p.start()
-
-    def free_port(self, addr="127.0.0.1"):
-        return net.free_port(addr)
-
-    def wait_until(self, cond, timeout, what, **kw):
-        return net.wait_until(cond, timeout, what, **kw)
-
-    def elapsed(self):
-        return time.monotonic() - self.t0
 
     def step(self, message):
         print("[%7.1fs] %s" % (self.elapsed(), message), file=sys.stderr, flush=True)

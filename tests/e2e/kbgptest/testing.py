@@ -9,50 +9,28 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 import traceback
 
-from . import net, procs, sanitizers
+from . import sanitizers
 from .errors import Interrupted, SkipTest, TestFailure
 from .kbgp import find_binaries
+from .workspace import Workspace
 
 PASS, FAIL, SKIP = 0, 1, 77
 
 
-class Context:
+class Context(Workspace):
     """What a test gets: its temp dir, process spawning with per-process
-    log files, ports, waits, progress output."""
+    log files, ports, waits (workspace.py), progress output, checks."""
 
     def __init__(self, name, args, binaries):
         self.name = name
         self.args = args
         self.path_kind = args.path  # "kbgp" or "direct"
         self.binaries = binaries
-        self.dir = tempfile.mkdtemp(prefix="kbgp-e2e-%s-" % name)
+        super().__init__(tempfile.mkdtemp(prefix="kbgp-e2e-%s-" % name))
         # Unprivileged workers may need to read files here (the CA).
         os.chmod(self.dir, 0o755)
-        self.procs = []
-        self.t0 = time.monotonic()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def log_path(self, name):
-        return self.path(name + ".log")
-
-    def spawn(self, name, argv, env=None):
-        p = procs.Proc(name, argv, self.log_path(name), env=env, cwd=self.dir)
-        self.procs.append(p)
-        return p.start()
-
-    def free_port(self, addr="127.0.0.1"):
-        return net.free_port(addr)
-
-    def wait_until(self, cond, timeout, what, **kw):
-        return net.wait_until(cond, timeout, what, **kw)
-
-    def elapsed(self):
-        return time.monotonic() - self.t0
 
     def step(self, message):
         print("[%6.1fs] %s" % (self.elapsed(), message), flush=True)
