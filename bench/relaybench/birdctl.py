@@ -10,6 +10,8 @@ in, reply lines "NNNN-text" / " text" (continuations) up to a line
 import re
 import socket
 
+from kbgptest.bird import parse_protocol_info
+
 _FINAL = re.compile(rb"^(\d{4}) ")
 _CODED = re.compile(rb"^(\d{4})[ -]")
 
@@ -98,30 +100,10 @@ class BirdCtl:
         self.command("show status")
 
     def protocol(self, name):
-        """{"state": BGP state, "routes": {channel: imported}} of a BGP
-        protocol, from `show protocols all NAME`."""
-        info = {"state": None, "routes": {}}
-        channel = None
-        for s in (l.strip() for l in self.command("show protocols all %s" % name)):
-            if s.startswith("BGP state:"):
-                info["state"] = s.split(":", 1)[1].strip()
-            elif s.startswith("Channel "):
-                channel = s.split()[1]
-            elif s.startswith("Routes:") and channel:
-                m = re.match(r"Routes:\s+(\d+) imported", s)
-                if m:
-                    info["routes"][channel] = int(m.group(1))
-        return info
+        """{"state": BGP state, "routes": {channel: imported}, ...} of a BGP
+        protocol (kbgptest.bird.parse_protocol_info)."""
+        return parse_protocol_info(self.command("show protocols all %s" % name))
 
     def static_routes(self, names):
         """Routes imported by static protocols `names` (their sum)."""
-        total = 0
-        for name in names:
-            channel = None
-            for s in (l.strip() for l in self.command("show protocols all %s" % name)):
-                if s.startswith("Channel "):
-                    channel = s.split()[1]
-                m = re.match(r"Routes:\s+(\d+) imported", s)
-                if m and channel:
-                    total += int(m.group(1))
-        return total
+        return sum(sum(self.protocol(name)["routes"].values()) for name in names)

@@ -18,6 +18,29 @@ NEXT_HOP4 = "192.0.2.%d"
 NEXT_HOP6 = "2001:db8::%d"
 
 
+def parse_protocol_info(lines):
+    """{"state": BGP state, "routes": {"ipv4": n, "ipv6": n} (imported),
+    "neighbor_id": text, "last_error": text} from the lines of BIRD's
+    `show protocols all NAME` (through birdc or its control socket)."""
+    info = {"state": None, "routes": {}, "last_error": None, "neighbor_id": None}
+    channel = None
+    for line in lines:
+        s = line.strip()
+        if s.startswith("BGP state:"):
+            info["state"] = s.split(":", 1)[1].strip()
+        elif s.startswith("Channel "):
+            channel = s.split()[1]
+        elif s.startswith("Routes:") and channel:
+            m = re.match(r"Routes:\s+(\d+) imported", s)
+            if m:
+                info["routes"][channel] = int(m.group(1))
+        elif s.startswith("Neighbor ID:"):
+            info["neighbor_id"] = s.split(":", 1)[1].strip()
+        elif s.startswith("Last error:"):
+            info["last_error"] = s.split(":", 1)[1].strip()
+    return info
+
+
 class BirdError(Exception):
     """A birdc command failed (may be transient: the daemon is starting)."""
 
@@ -86,25 +109,8 @@ class Bird:
         self.birdc("show status", timeout=10)
 
     def protocol_info(self, proto):
-        """{"state": BGP state, "routes": {"ipv4": n, "ipv6": n},
-        "last_error": text} from `show protocols all`."""
-        info = {"state": None, "routes": {}, "last_error": None, "neighbor_id": None}
-        channel = None
-        for line in self.birdc("show protocols all %s" % proto):
-            s = line.strip()
-            if s.startswith("BGP state:"):
-                info["state"] = s.split(":", 1)[1].strip()
-            elif s.startswith("Channel "):
-                channel = s.split()[1]
-            elif s.startswith("Routes:") and channel:
-                m = re.match(r"Routes:\s+(\d+) imported", s)
-                if m:
-                    info["routes"][channel] = int(m.group(1))
-            elif s.startswith("Neighbor ID:"):
-                info["neighbor_id"] = s.split(":", 1)[1].strip()
-            elif s.startswith("Last error:"):
-                info["last_error"] = s.split(":", 1)[1].strip()
-        return info
+        """parse_protocol_info of `show protocols all PROTO`."""
+        return parse_protocol_info(self.birdc("show protocols all %s" % proto))
 
     def state(self, proto):
         return self.protocol_info(proto)["state"]
