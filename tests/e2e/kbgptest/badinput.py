@@ -12,7 +12,7 @@ import time
 from .errors import TestFailure
 from . import resilience
 from .bird import protocol_name
-from .resilience import MARKER, bgp_message, bgp_open
+from .resilience import MARKER, bgp_message
 
 
 class Sink:
@@ -115,34 +115,27 @@ def bgp_update_v4(prefix, plen, asn, next_hop):
     return bgp_message(2, body)
 
 
-class ByteWiseSpeaker:
+class ByteWiseSpeaker(resilience.MiniSpeaker):
     """A device that writes every byte of every message in a send() of its
     own (TCP_NODELAY, a short pause between bytes): OPEN, then KEEPALIVE
     after the peer's OPEN, an UPDATE once Established, a KEEPALIVE every
-    second. The agent must reassemble all of it."""
+    second once Established. The agent must reassemble all of it."""
+
+    keepalive_before_established = False
 
     def __init__(self, ip, asn, agent_port, hold=30, gap=0.0005):
-        self.ip = ip
-        self.asn = asn
-        self.agent_port = agent_port
-        self.hold = hold
+        super().__init__(ip, asn, agent_port, hold=hold)
         self.gap = gap
-        self.sock = None
-        self.established = threading.Event()
-        self.closed = threading.Event()
         self.bytes_written = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._lock = threading.Lock()  # the reader and the keepalive thread both write
         self.update = None
 
     def start(self, update=None):
         self.update = update
-        self.sock = connect_from(self.ip, self.agent_port)
-        self.sock.settimeout(None)
-        self._send(bgp_open(self.asn, self.ip, self.hold))
-        threading.Thread(target=self._read, daemon=True, name="bytewise-read").start()
-        threading.Thread(target=self._keepalives, daemon=True, name="bytewise-ka").start()
-        return self
+        return super().start()
+
+    def _connect(self):
+        return connect_from(self.ip, self.port, self.agent_ip)
 
     def _send(self, message):
         with self._lock:
@@ -152,47 +145,9 @@ class ByteWiseSpeaker:
                 if self.gap:
                     time.sleep(self.gap)
 
-    def _read(self):
-        buf = b""
-        got_open = False
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    break
-                buf += data
-                while len(buf) >= 19:
-                    length = int.from_bytes(buf[16:18], "big")
-                    if len(buf) < length:
-                        break
-                    msg_type = buf[18]
-                    buf = buf[length:]
-                    if msg_type == 1 and not got_open:
-                        got_open = True
-                        self._send(bgp_message(4))
-                    elif msg_type == 4 and got_open and not self.established.is_set():
-                        self.established.set()
-                        if self.update:
-                            self._send(self.update)
-        except OSError:
-            pass
-        self.closed.set()
-
-    def _keepalives(self):
-        while not self._stop.wait(1.0):
-            if not self.established.is_set():
-                continue
-            try:
-                self._send(bgp_message(4))
-            except OSError:
-                return
-
-    def close(self):
-        self._stop.set()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+    def _on_established(self):
+        if self.update:
+            self._send(self.update)
 
 
 def fd_counts(agent):

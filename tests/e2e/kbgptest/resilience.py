@@ -382,7 +382,11 @@ class MiniSpeaker:
     """A device of our own: connects from `ip` to the agent, completes OPEN /
     KEEPALIVE, sends a KEEPALIVE every second and reads whatever comes. Not
     a BGP implementation; enough for a collector to call the session
-    Established. reset() ends it with a TCP reset (SO_LINGER 0)."""
+    Established. reset() ends it with a TCP reset (SO_LINGER 0).
+    Subclasses change how it connects and writes (_connect, _send) and
+    what it does once Established (_on_established)."""
+
+    keepalive_before_established = True
 
     def __init__(self, ip, asn, port, agent_ip="127.0.0.1", hold=15):
         self.ip = ip
@@ -396,13 +400,22 @@ class MiniSpeaker:
         self.received = 0
         self._stop = threading.Event()
 
-    def start(self):
+    def _connect(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.bind((self.ip, 0))
         s.connect((self.agent_ip, self.port))
-        s.settimeout(None)
-        self.sock = s
-        s.sendall(bgp_open(self.asn, self.ip, self.hold))
+        return s
+
+    def _send(self, message):
+        self.sock.sendall(message)
+
+    def _on_established(self):
+        """Called once, by the reader, when the peer's KEEPALIVE follows its OPEN."""
+
+    def start(self):
+        self.sock = self._connect()
+        self.sock.settimeout(None)
+        self._send(bgp_open(self.asn, self.ip, self.hold))
         self._reader = threading.Thread(target=self._read, daemon=True, name="speaker-read")
         self._reader.start()
         threading.Thread(target=self._keepalives, daemon=True, name="speaker-ka").start()
@@ -427,9 +440,10 @@ class MiniSpeaker:
                     self.received += 1
                     if msg_type == 1 and not got_open:
                         got_open = True
-                        self.sock.sendall(bgp_message(4))
-                    elif msg_type == 4 and got_open:
+                        self._send(bgp_message(4))
+                    elif msg_type == 4 and got_open and not self.established.is_set():
                         self.established.set()
+                        self._on_established()
                 buf = buf[pos:]
         except OSError:
             pass
@@ -437,8 +451,10 @@ class MiniSpeaker:
 
     def _keepalives(self):
         while not self._stop.wait(1.0):
+            if not (self.keepalive_before_established or self.established.is_set()):
+                continue
             try:
-                self.sock.sendall(bgp_message(4))
+                self._send(bgp_message(4))
             except OSError:
                 return
 
