@@ -1,5 +1,7 @@
 #include "supervisor/options.h"
 
+#include "common/decimal.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
@@ -77,15 +79,10 @@ std::optional<bool> parse_bool(const std::string& v) {
   return std::nullopt;
 }
 
+// At most 10 digits: every flag's limit fits in 32 bits.
 std::optional<uint64_t> parse_uint(const std::string& v, uint64_t max) {
-  if (v.empty() || v.size() > 10) return std::nullopt;
-  uint64_t n = 0;
-  for (char c : v) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (n > max) return std::nullopt;
-  return n;
+  if (v.size() > 10) return std::nullopt;
+  return parse_decimal(v, max);
 }
 
 struct Parser {
