@@ -29,10 +29,11 @@ pb::ControlRequest to_request(const DeviceQuery& q) {
 }  // namespace
 
 ControlClient::ControlClient(const ChannelFactory& factory, const UplinkConfig& config,
-                             shm::ControlRegion* region, std::function<void()> wake,
-                             PushCallback pushed)
+                             shm::ControlRegion* region, StreamQueue& queue,
+                             std::function<void()> wake, PushCallback pushed)
     : config_(config),
       region_(region),
+      stream_queue_(queue),
       wake_(std::move(wake)),
       pushed_(std::move(pushed)),
       channel_(factory.make("control")),
@@ -142,12 +143,10 @@ void ControlClient::open_stream_locked(int64_t now) {
   read_in_flight_ = false;
   queue_.clear();
   log::debug("opening Control stream", {{"target", config_.target}});
-  stream_ = ControlStream::start(
-      weak_from_this(), metadata_,
-      [this](grpc::ClientContext* ctx, grpc::ClientBidiReactor<pb::ControlRequest,
-                                                               pb::ControlResponse>* reactor) {
-        stub_->async()->Control(ctx, reactor);
-      });
+  stream_ = ControlStream::start(weak_from_this(), metadata_, stream_queue_,
+                                 [this](grpc::ClientContext* ctx, grpc::CompletionQueue* cq) {
+                                   return stub_->PrepareAsyncControl(ctx, cq);
+                                 });
   read_in_flight_ = true;
   stream_->read();
   // A keepalive right away: a server that answers it shows the stream is up
@@ -193,7 +192,10 @@ void ControlClient::mark_connected_locked() {
 
 void ControlClient::on_stream_metadata(ControlStream& stream, bool ok) {
   std::lock_guard lock(mu_);
-  if (&stream != stream_.get() || !ok) return;
+  // Empty initial metadata is also what gRPC reports for a stream that
+  // failed before any arrived (a refused token): connected only with keys,
+  // else at the first answer.
+  if (&stream != stream_.get() || !ok || stream_->server_metadata().empty()) return;
   mark_connected_locked();
 }
 
@@ -204,7 +206,7 @@ void ControlClient::on_stream_read(ControlStream& stream, bool ok) {
     if (&stream != stream_.get()) return;
     read_in_flight_ = false;
     if (!ok) {
-      // The server ended the stream (or it broke): OnDone brings the status.
+      // The server ended the stream (or it broke): let_go() brings the status.
       stream_->let_go();
       // gRPC also says !ok for a ControlResponse it could not parse, and
       // the call then stays open: deaf, it would answer no device again.

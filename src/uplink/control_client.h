@@ -24,7 +24,7 @@
 
 #include "kentik/ktbgp/v202203beta2/proxy.grpc.pb.h"
 #include "uplink/backoff.h"
-#include "uplink/bidi_stream.h"
+#include "uplink/async_stream.h"
 #include "uplink/control_cache.h"
 #include "uplink/grpc_channels.h"
 #include "uplink/uplink_config.h"
@@ -36,7 +36,7 @@ struct ControlRegion;
 namespace kbgp::uplink {
 
 namespace pb = kentik::ktbgp::v202203beta2;
-using ControlStream = BidiStream<pb::ControlRequest, pb::ControlResponse>;
+using ControlStream = AsyncStream<pb::ControlRequest, pb::ControlResponse>;
 
 struct DeviceQuery {
   std::string proto = "BGP";
@@ -74,7 +74,8 @@ class ControlClient final : public ControlStream::Owner,
   // `wake` tells the event thread to call tick() again soon (thread-safe);
   // `pushed` hears of unsolicited answers (called like `done` callbacks).
   ControlClient(const ChannelFactory& factory, const UplinkConfig& config,
-                shm::ControlRegion* region, std::function<void()> wake, PushCallback pushed);
+                shm::ControlRegion* region, StreamQueue& queue, std::function<void()> wake,
+                PushCallback pushed);
 
   // A cached answer right away, or nullopt and `done` is called later.
   // `skip_cache`: ask the backend even if an answer is cached (the cache
@@ -123,6 +124,7 @@ class ControlClient final : public ControlStream::Owner,
 
   const UplinkConfig& config_;
   shm::ControlRegion* region_;
+  StreamQueue& stream_queue_;
   std::function<void()> wake_;
   PushCallback pushed_;
   KeyCallback key_callback_;

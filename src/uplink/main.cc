@@ -139,9 +139,9 @@ int main() {
   {
     uplink::Uplink worker(*ctx, std::move(*config), std::move(*factory));
     rc = worker.run();
-    if (uplink::g_live_reactors.load() != 0) {
+    if (uplink::g_live_streams.load() != 0) {
       // A stream did not finish in time; destroying the channels and
-      // sessions under its reactor would crash. Leave without destructors.
+      // sessions under it would crash. Leave without destructors.
       std::_Exit(rc);
     }
   }

@@ -54,7 +54,7 @@ Session::Session(SessionEnv& env, SessionIdentity identity, SharedMapping region
 
 Session::~Session() {
   // Normally the stream is long done; on a forced exit cut it so its
-  // reactor can finish (it only holds a weak_ptr to us).
+  // status can come (the stream only holds a weak_ptr to us).
   if (stream_) {
     stream_->cancel();
     stream_->let_go();
@@ -164,6 +164,7 @@ void Session::open_stream_locked(bool resume) {
   restart_ = Restart::None;
   cancel_at_ns_ = 0;
   unreadable_at_ns_ = 0;
+  metadata_wait_at_ns_ = 0;
   reopen_at_ns_ = 0;
   open_counter_up_ = counter_up_;
   open_counter_down_ = counter_down_;
@@ -207,10 +208,9 @@ void Session::open_stream_locked(bool resume) {
              {"counter-up", counter_up_},
              {"counter-down", counter_down_}});
   stream_ = DataStream::start(
-      weak_from_this(), md,
-      [stub](grpc::ClientContext* ctx,
-             grpc::ClientBidiReactor<pb::DataRequest, pb::DataResponse>* reactor) {
-        stub->async()->Data(ctx, reactor);
+      weak_from_this(), md, *env_.stream_queue,
+      [stub](grpc::ClientContext* ctx, grpc::CompletionQueue* cq) {
+        return stub->PrepareAsyncData(ctx, cq);
       },
       std::move(lease));
   env_.control->counters.data_streams_open.fetch_add(1, std::memory_order_relaxed);
@@ -418,6 +418,21 @@ void Session::on_stream_metadata(DataStream& stream, bool ok) {
   std::lock_guard lock(mu_);
   if (&stream != stream_.get() || phase_ != Phase::Streaming || !ok) return;
   Metadata md = stream_->server_metadata();
+  if (md.empty()) {
+    // gRPC's completion-queue API reports initial metadata as received,
+    // and empty, also for a stream that failed before any arrived (e.g.
+    // headers beyond the size limit): then the first read fails at once and
+    // the stream is resumed. Judged as sent (no counters: KILL) only if the
+    // stream is still there after a grace period.
+    metadata_wait_at_ns_ = monotonic_ns() + kUnreadableGraceNs;
+    env_.wake_at(id_.slot, id_.generation, metadata_wait_at_ns_);
+    return;
+  }
+  judge_metadata_locked(md);
+}
+
+void Session::judge_metadata_locked(const Metadata& md) {
+  metadata_wait_at_ns_ = 0;
   publish_slot_locked(&md);
   slot().data_since_ns.store(realtime_ns(), std::memory_order_relaxed);
   slot().data_connected.store(1, std::memory_order_relaxed);
@@ -489,7 +504,7 @@ void Session::on_stream_read(DataStream& stream, bool ok) {
   if (&stream != stream_.get() || phase_ != Phase::Streaming) return;
   read_in_flight_ = false;
   if (!ok) {
-    // The backend ended the stream (or it broke); OnDone brings the status.
+    // The backend ended the stream (or it broke); let_go() brings the status.
     read_closed_ = true;
     let_go_locked();
     // gRPC also says !ok for a DataResponse it could not parse, and then
@@ -565,7 +580,7 @@ void Session::on_stream_write(DataStream& stream, bool ok) {
   std::lock_guard lock(mu_);
   if (&stream != stream_.get() || phase_ != Phase::Streaming) return;
   InFlight done = std::exchange(in_flight_, InFlight::None);
-  // Not ok: the stream broke; the bytes stay in the ring and OnDone follows.
+  // Not ok: the stream broke; the bytes stay in the ring and the status follows.
   if (!ok) return;
   if (!extension_ && done != InFlight::Ack && done != InFlight::Resend) {
     // The interface's rule: a DataRequest counts once gRPC took it, and its
@@ -740,6 +755,13 @@ void Session::tick(int64_t now_ns) {
       open_stream_locked(true);
     }
     return;
+  }
+  if (stream_ && metadata_wait_at_ns_ && now_ns >= metadata_wait_at_ns_) {
+    metadata_wait_at_ns_ = 0;
+    if (!metadata_seen_ && !read_closed_ && !stream_->let_go_done()) {
+      judge_metadata_locked(stream_->server_metadata());
+      return;
+    }
   }
   if (stream_ && unreadable_at_ns_ && now_ns >= unreadable_at_ns_) {
     unreadable_at_ns_ = 0;

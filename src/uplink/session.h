@@ -20,7 +20,8 @@
 // freed when gRPC took them, and disagreeing counters mean KILL.
 //
 // Every method may be called from any thread (the event thread pumps on
-// wake-ups, gRPC threads deliver reactions); all state is under mu_. Once
+// wake-ups, the StreamQueue's thread delivers completions); all state is
+// under mu_. Once
 // Done, the session writes nothing more into shared memory: the supervisor
 // may reuse the slot as soon as it has our SessionDone.
 #pragma once
@@ -37,7 +38,7 @@
 #include "common/ring.h"
 #include "common/shm.h"
 #include "kentik/ktbgp/v202203beta2/proxy.grpc.pb.h"
-#include "uplink/bidi_stream.h"
+#include "uplink/async_stream.h"
 #include "uplink/channel_pool.h"
 #include "uplink/backoff.h"
 #include "uplink/control_answer.h"
@@ -49,7 +50,7 @@ namespace kbgp::uplink {
 
 class ControlClient;
 namespace pb = kentik::ktbgp::v202203beta2;
-using DataStream = BidiStream<pb::DataRequest, pb::DataResponse>;
+using DataStream = AsyncStream<pb::DataRequest, pb::DataResponse>;
 
 // What a deny-listing needs on the event thread.
 struct DenyNotice {
@@ -68,6 +69,7 @@ struct SessionEnv {
   int down_ready_fd = -1;
   const UplinkConfig* config = nullptr;
   ChannelPool* pool = nullptr;
+  StreamQueue* stream_queue = nullptr;  // drives every stream
   ControlClient* control_client = nullptr;
   // Thread-safe hand-offs to the event thread, run there in call order.
   std::function<void(const DenyNotice&)> denied;
@@ -123,6 +125,8 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   enum class Restart { None, Requested, Sent };
 
   void open_stream_locked(bool resume);
+  // Compares the backend's counters with ours: resume, or KILL.
+  void judge_metadata_locked(const Metadata& md);
   void pump_locked();
   void pump_up_locked();
   void pump_down_locked();
@@ -196,6 +200,7 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   std::optional<ipc::SessionEnd> end_reason_;  // decided; applied when the stream is done
   int64_t cancel_at_ns_ = 0;                   // monotonic; 0 = none
   int64_t unreadable_at_ns_ = 0;  // monotonic: a failed read must end the stream by then
+  int64_t metadata_wait_at_ns_ = 0;  // monotonic: empty initial metadata is judged then
 };
 
 }  // namespace kbgp::uplink

@@ -63,7 +63,7 @@ Uplink::Uplink(WorkerContext& ctx, UplinkConfig config, ChannelFactory factory)
       pool_(factory_, config_.multi, &ctx.control->counters) {
   wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   control_ = std::make_shared<ControlClient>(
-      factory_, config_, ctx.control, [this] { eventfd_signal(wake_.get()); },
+      factory_, config_, ctx.control, stream_queue_, [this] { eventfd_signal(wake_.get()); },
       [this](const ControlAnswer& a) { post([this, a] { on_pushed(a); }); });
   Md5Relay::Hooks md5_hooks;
   md5_hooks.send = [this](const void* msg, size_t len) {
@@ -91,6 +91,7 @@ Uplink::Uplink(WorkerContext& ctx, UplinkConfig config, ChannelFactory factory)
   env_.down_ready_fd = ipc::kDownReadyFd;
   env_.config = &config_;
   env_.pool = &pool_;
+  env_.stream_queue = &stream_queue_;
   env_.control_client = control_.get();
   env_.denied = [this](const DenyNotice& n) { post([this, n] { on_denied(n); }); };
   env_.ended = [this](uint32_t slot, uint32_t generation, ipc::SessionEnd reason) {
@@ -157,7 +158,7 @@ int Uplink::run() {
     if (stopping_) {
       if (stopped_cleanly()) return 0;
       if (now >= stop_deadline_ns_) {
-        log::warn("streams still open at exit", {{"reactors", g_live_reactors.load()}});
+        log::warn("streams still open at exit", {{"streams", g_live_streams.load()}});
         return 0;
       }
       next = std::min(next, stop_deadline_ns_);
@@ -182,7 +183,7 @@ int Uplink::run() {
 }
 
 bool Uplink::stopped_cleanly() const {
-  return sessions_.empty() && !control_->stream_alive() && g_live_reactors.load() == 0;
+  return sessions_.empty() && !control_->stream_alive() && g_live_streams.load() == 0;
 }
 
 void Uplink::begin_stop(const char* why) {

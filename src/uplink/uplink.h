@@ -35,7 +35,7 @@ class Uplink {
   Uplink& operator=(const Uplink&) = delete;
 
   // Sends Ready and serves until Shutdown or until the supervisor is gone.
-  // Returns the process exit code. Check g_live_reactors afterwards: if a
+  // Returns the process exit code. Check g_live_streams afterwards: if a
   // stream did not end in time, the Uplink must not be destroyed.
   int run();
 
@@ -70,6 +70,7 @@ class Uplink {
 
   // Destroyed in reverse order: sessions first, then what they use.
   ChannelPool pool_;
+  StreamQueue stream_queue_;  // after pool_: its thread ends before channels go
   std::shared_ptr<ControlClient> control_;
   std::shared_ptr<Md5Relay> md5_;
   SessionEnv env_;

@@ -20,6 +20,7 @@
 //   garbage          bytes that are no DataResponse at all
 //   bad_counters     initial metadata counter-up "12x" (N ignored)
 //   dup_counters     counter-down sent twice (N ignored)
+//   no_metadata      initial metadata without any key (N ignored)
 //   junk_metadata    40 extra headers of printable junk and random -bin bytes
 //   huge_metadata    one 32 KiB header (beyond gRPC's metadata limit)
 // Control faults (when the agent asks about DEVICE_IP):
@@ -260,8 +261,8 @@ void ProxyCall::begin() {
   uint64_t off = 0;
   if (data_) {
     fault_ = book_->take(device_, {"kill", "restart", "unknown_action", "large", "oversized",
-                                   "garbage", "bad_counters", "dup_counters", "junk_metadata",
-                                   "huge_metadata"});
+                                   "garbage", "bad_counters", "dup_counters", "no_metadata",
+                                   "junk_metadata", "huge_metadata"});
     off = book_->offset(session_);
   }
   for (const auto& [k, v] : ctx_->client_metadata()) {
@@ -352,7 +353,13 @@ void ProxyCall::upstream_metadata(bool ok) {
     return;
   }
   uint64_t off = data_ ? book_->offset(session_) : 0;
+  const bool no_metadata = fault_ && fault_->kind == "no_metadata";
+  if (no_metadata) {
+    note("no_metadata for " + device_);
+    injected_ = true;
+  }
   for (const auto& [k, v] : up_ctx_.GetServerInitialMetadata()) {
+    if (no_metadata) break;
     std::string key(k.data(), k.size()), value(v.data(), v.size());
     if (key.empty() || key[0] == ':' || key == "content-type" || key.rfind("grpc-", 0) == 0)
       continue;

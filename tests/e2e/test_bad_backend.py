@@ -58,6 +58,10 @@ CASES = [
      "Data stream counters disagree with the backend"),
     ("dup_counters", 0, "ends", ("BackendErrors", "data_bad_counters"),
      "Data stream counters disagree with the backend"),
+    # No key at all: judged after a grace period (a stream that failed
+    # before its headers arrived looks the same at first).
+    ("no_metadata", 0, "ends", ("BackendErrors", "data_bad_counters"),
+     "Data stream counters disagree with the backend"),
     ("control_unknown_action", 0, "ends", ("BackendErrors", "control_unknown_action"),
      "Control answer with an unknown action ignored"),
     ("restart", 0, "lives", ("BackendActions", "restart"),
