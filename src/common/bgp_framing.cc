@@ -1,5 +1,7 @@
 #include "common/bgp_framing.h"
 
+#include <cstring>
+
 namespace kbgp::bgp {
 
 namespace {
@@ -29,14 +31,21 @@ bool parse_capabilities(std::span<const uint8_t> caps, OpenInfo& info) {
 FrameCheck check_frame(std::span<const uint8_t> bytes, size_t max_length) {
   FrameCheck out;
   // A bad marker byte is reported as soon as it arrives, not after 19 bytes.
-  size_t marker_bytes = bytes.size() < 16 ? bytes.size() : 16;
-  for (size_t i = 0; i < marker_bytes; ++i) {
-    if (bytes[i] != 0xff) {
-      out.status = FrameCheck::Status::Malformed;
-      out.error = "bad marker";
-      out.reason = bad_input::Framing::BadMarker;
-      return out;
-    }
+  bool marker_ok = true;
+  if (bytes.size() >= 16) {
+    // Every message passes here: two 8-byte words instead of 16 compares.
+    uint64_t first, second;
+    std::memcpy(&first, bytes.data(), 8);
+    std::memcpy(&second, bytes.data() + 8, 8);
+    marker_ok = (first & second) == ~uint64_t{0};
+  } else {
+    for (size_t i = 0; i < bytes.size() && marker_ok; ++i) marker_ok = bytes[i] == 0xff;
+  }
+  if (!marker_ok) {
+    out.status = FrameCheck::Status::Malformed;
+    out.error = "bad marker";
+    out.reason = bad_input::Framing::BadMarker;
+    return out;
   }
   if (bytes.size() < kHeaderSize) return out;
   out.length = be16(bytes.data() + 16);

@@ -51,6 +51,15 @@ void RingProducer::peek_unpublished(size_t offset, uint8_t* out, size_t n) const
   if (n > n1) std::memcpy(out + n1, data_, n - n1);
 }
 
+std::span<const uint8_t> RingProducer::view_unpublished(size_t offset, size_t n,
+                                                        uint8_t* scratch) const {
+  uint64_t p = header_->write_pos.load(std::memory_order_relaxed) + offset;
+  size_t start = static_cast<size_t>(p % capacity_);
+  if (n <= capacity_ - start) return {data_ + start, n};
+  peek_unpublished(offset, scratch, n);
+  return {scratch, n};
+}
+
 size_t RingProducer::release_free_pages(size_t keep) {
   constexpr uint64_t kPage = 4096;
   if (reinterpret_cast<uintptr_t>(data_) % kPage != 0 || capacity_ % kPage != 0) return 0;

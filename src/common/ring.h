@@ -43,6 +43,10 @@ class RingProducer {
   // written there but not yet committed, `offset` bytes after it.
   Spans writable_after(size_t skip) const;
   void peek_unpublished(size_t offset, uint8_t* out, size_t n) const;
+  // The same `n` bytes in place when they do not wrap around the end of
+  // the ring (no copy: the listener reads every message header this way),
+  // else copied into `scratch` (at least `n` bytes).
+  std::span<const uint8_t> view_unpublished(size_t offset, size_t n, uint8_t* scratch) const;
   // Gives the whole pages of the free space back to the system (madvise
   // MADV_REMOVE: on shared memory the same as punching a hole in the memfd),
   // except the `keep` bytes right after the write position (staged, not yet

@@ -56,15 +56,22 @@ FrameAssembler::Result FrameAssembler::drain() {
     result.reason = malformed_reason_;
     return result;
   }
+  // Messages are validated in place and published together at the end
+  // (one store of the write position, so one wake-up decision per read);
+  // `done` is how much of the staged bytes are whole, checked messages.
+  const size_t staged_bytes = staged();
+  size_t done = 0;
   for (;;) {
-    size_t staged_bytes = staged();
-    if (staged_bytes == 0) break;
-    uint8_t header[bgp::kHeaderSize];
-    size_t have = staged_bytes < sizeof header ? staged_bytes : sizeof header;
-    ring_.peek_unpublished(0, header, have);
-    bgp::FrameCheck frame = bgp::check_frame({header, have}, framing_.max_length());
+    size_t left = staged_bytes - done;
+    if (left == 0) break;
+    uint8_t scratch[bgp::kHeaderSize];
+    size_t have = left < sizeof scratch ? left : sizeof scratch;
+    bgp::FrameCheck frame =
+        bgp::check_frame(ring_.view_unpublished(done, have, scratch), framing_.max_length());
     if (frame.status == bgp::FrameCheck::Status::Malformed) {
-      // Sticky: nothing after a bad header can be trusted.
+      // Sticky: nothing after a bad header can be trusted. The whole
+      // messages before it still go to the backend.
+      if (done) ring_.commit(done);
       malformed_ = true;
       malformed_error_ = frame.error;
       malformed_reason_ = frame.reason;
@@ -74,10 +81,10 @@ FrameAssembler::Result FrameAssembler::drain() {
       return result;
     }
     // Only the header was checked: the body is there when enough is staged.
-    if (have < bgp::kHeaderSize || frame.length > staged_bytes) break;
+    if (have < bgp::kHeaderSize || frame.length > left) break;
     if (frame.type == bgp::kOpen && !(flags_ & shm::kDeviceOpenSeen)) {
       std::vector<uint8_t> message(frame.length);
-      ring_.peek_unpublished(0, message.data(), message.size());
+      ring_.peek_unpublished(done, message.data(), message.size());
       result.device_open = bgp::parse_open(message);
       uint32_t bits = shm::kDeviceOpenSeen;
       if (result.device_open) {
@@ -86,10 +93,11 @@ FrameAssembler::Result FrameAssembler::drain() {
       }
       set_flags(bits);
     }
-    ring_.commit(frame.length);  // the message is in place: publishing is all
+    done += frame.length;  // the message is in place: publishing is all
     ++result.messages;
     result.bytes += frame.length;
   }
+  if (done) ring_.commit(done);
   if (read_space().first.empty()) result.status = Result::Status::NeedsSpace;
   return result;
 }

@@ -190,6 +190,23 @@ TEST_CASE("messages that wrap around the end of the ring arrive intact") {
   CHECK(got == stream);
 }
 
+TEST_CASE("unpublished bytes are viewed in place unless they wrap around the ring's end") {
+  TestSession t(64);
+  t.header.write_pos.store(40);
+  t.header.read_pos.store(40);
+  auto p = t.producer();
+  std::iota(t.data.begin(), t.data.end(), uint8_t{0});
+  uint8_t scratch[19] = {};
+  auto in_place = p.view_unpublished(2, 19, scratch);  // ring positions 42..60
+  CHECK(in_place.data() == t.data.data() + 42);
+  CHECK(in_place[0] == 42);
+  auto wrapped = p.view_unpublished(10, 19, scratch);  // 50..63, then 0..4
+  CHECK(wrapped.data() == scratch);
+  std::vector<uint8_t> want;
+  for (int i = 50; i < 69; ++i) want.push_back(static_cast<uint8_t>(i % 64));
+  CHECK(std::vector<uint8_t>(wrapped.begin(), wrapped.end()) == want);
+}
+
 TEST_CASE("a bad marker is malformed at once and stays malformed") {
   TestSession t(4096);
   auto a = t.assembler();
@@ -200,6 +217,7 @@ TEST_CASE("a bad marker is malformed at once and stays malformed") {
   CHECK(r.status == Status::Malformed);
   CHECK(std::string(r.error) == "bad marker");
   CHECK(r.messages == 1);  // the good one before it went through
+  CHECK(t.take_all() == keepalive());  // published, the bad one not
   feed(a, keepalive());
   r = a.drain();
   CHECK(r.status == Status::Malformed);
