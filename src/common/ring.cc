@@ -15,6 +15,14 @@ size_t used_bytes(uint64_t write_pos, uint64_t read_pos, size_t capacity) {
   if (write_pos < read_pos) return 0;
   return static_cast<size_t>(std::min<uint64_t>(write_pos - read_pos, capacity));
 }
+
+// Where position `pos` lies in the data. Real rings are a power of two
+// (kRingCapacity), where a mask replaces a 64-bit division that showed in
+// the listener's per-message profile; tests also use other sizes.
+size_t ring_index(uint64_t pos, size_t capacity) {
+  if ((capacity & (capacity - 1)) == 0) return static_cast<size_t>(pos & (capacity - 1));
+  return static_cast<size_t>(pos % capacity);
+}
 }  // namespace
 
 size_t RingProducer::free_space() const {
@@ -27,7 +35,7 @@ size_t RingProducer::free_space() const {
 RingProducer::Spans RingProducer::writable() const {
   size_t space = free_space();
   uint64_t w = header_->write_pos.load(std::memory_order_relaxed);
-  size_t offset = static_cast<size_t>(w % capacity_);
+  size_t offset = ring_index(w, capacity_);
   size_t first = std::min(space, capacity_ - offset);
   return {std::span<uint8_t>(data_ + offset, first),
           std::span<uint8_t>(data_, space - first)};
@@ -37,7 +45,7 @@ RingProducer::Spans RingProducer::writable_after(size_t skip) const {
   size_t space = free_space();
   if (skip >= space) return {};
   uint64_t w = header_->write_pos.load(std::memory_order_relaxed) + skip;
-  size_t offset = static_cast<size_t>(w % capacity_);
+  size_t offset = ring_index(w, capacity_);
   size_t left = space - skip;
   size_t first = std::min(left, capacity_ - offset);
   return {std::span<uint8_t>(data_ + offset, first), std::span<uint8_t>(data_, left - first)};
@@ -45,7 +53,7 @@ RingProducer::Spans RingProducer::writable_after(size_t skip) const {
 
 void RingProducer::peek_unpublished(size_t offset, uint8_t* out, size_t n) const {
   uint64_t p = header_->write_pos.load(std::memory_order_relaxed) + offset;
-  size_t start = static_cast<size_t>(p % capacity_);
+  size_t start = ring_index(p, capacity_);
   size_t n1 = std::min(n, capacity_ - start);
   std::memcpy(out, data_ + start, n1);
   if (n > n1) std::memcpy(out + n1, data_, n - n1);
@@ -54,7 +62,7 @@ void RingProducer::peek_unpublished(size_t offset, uint8_t* out, size_t n) const
 std::span<const uint8_t> RingProducer::view_unpublished(size_t offset, size_t n,
                                                         uint8_t* scratch) const {
   uint64_t p = header_->write_pos.load(std::memory_order_relaxed) + offset;
-  size_t start = static_cast<size_t>(p % capacity_);
+  size_t start = ring_index(p, capacity_);
   if (n <= capacity_ - start) return {data_ + start, n};
   peek_unpublished(offset, scratch, n);
   return {scratch, n};
@@ -71,7 +79,7 @@ size_t RingProducer::release_free_pages(size_t keep) {
   uint64_t to = end / kPage * kPage;
   if (from >= to) return 0;
   // At most one wrap: the free space is shorter than the ring.
-  size_t offset = static_cast<size_t>(from % capacity_);
+  size_t offset = ring_index(from, capacity_);
   size_t len = static_cast<size_t>(to - from);
   size_t first = std::min(len, capacity_ - offset);
   size_t released = 0;
@@ -156,7 +164,7 @@ size_t RingConsumer::available() const {
 RingConsumer::Spans RingConsumer::readable() const {
   size_t avail = available();
   uint64_t r = header_->read_pos.load(std::memory_order_relaxed);
-  size_t offset = static_cast<size_t>(r % capacity_);
+  size_t offset = ring_index(r, capacity_);
   size_t first = std::min(avail, capacity_ - offset);
   return {std::span<const uint8_t>(data_ + offset, first),
           std::span<const uint8_t>(data_, avail - first)};
@@ -164,7 +172,7 @@ RingConsumer::Spans RingConsumer::readable() const {
 
 void RingConsumer::peek(size_t offset, uint8_t* out, size_t n) const {
   uint64_t r = header_->read_pos.load(std::memory_order_relaxed) + offset;
-  size_t start = static_cast<size_t>(r % capacity_);
+  size_t start = ring_index(r, capacity_);
   size_t n1 = std::min(n, capacity_ - start);
   std::memcpy(out, data_ + start, n1);
   if (n > n1) std::memcpy(out + n1, data_, n - n1);
