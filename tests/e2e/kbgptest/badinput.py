@@ -104,12 +104,18 @@ def wait_closed(sock, timeout):
     return None, time.monotonic() - start
 
 
-def bgp_update_v4(prefix, plen, asn, next_hop):
+def bgp_update_v4(prefix, plen, asn, next_hop, large_communities=()):
     """An UPDATE announcing one IPv4 prefix: ORIGIN IGP, AS_PATH [asn]
-    (4-octet, as negotiated by bgp_open's capability), NEXT_HOP."""
+    (4-octet, as negotiated by bgp_open's capability), NEXT_HOP, and
+    LARGE_COMMUNITY (RFC 8092) with `large_communities` [(a, b, c)] if any:
+    12 bytes each, for UPDATEs of a chosen size."""
     attrs = b"\x40\x01\x01\x00"
     attrs += b"\x40\x02\x06\x02\x01" + struct.pack("!I", asn)
     attrs += b"\x40\x03\x04" + socket.inet_aton(next_hop)
+    if large_communities:
+        value = b"".join(struct.pack("!III", *c) for c in large_communities)
+        # optional transitive, extended length (a 2-byte length field)
+        attrs += b"\xd0\x20" + struct.pack("!H", len(value)) + value
     nlri = bytes([plen]) + socket.inet_aton(prefix)[:(plen + 7) // 8]
     body = struct.pack("!H", 0) + struct.pack("!H", len(attrs)) + attrs + nlri
     return bgp_message(2, body)

@@ -154,15 +154,26 @@ _HEADER = re.compile(r"^(\S+)\s+.*?\[(\S+) [^\]]*?(?:from (\S+))?\]")
 def parse_show_route_all(lines):
     routes = {}
     current = None
+    last_attr = None
     for line in lines:
         if not line or line.startswith("Table "):
             continue
+        if line.startswith("\t\t"):
+            # BIRD wraps a long community list onto lines of their own,
+            # each starting with two tabs (ea_show_int_set): the rest of
+            # the attribute above.
+            if current is not None and last_attr is not None:
+                current["attrs"][last_attr] += " " + line.strip()
+            continue
         if line.startswith("\t"):
             s = line.strip()
+            last_attr = None
             if current is not None and s.startswith("BGP."):
                 name, _, value = s[4:].partition(":")
-                current["attrs"][name.strip()] = value.strip()
+                last_attr = name.strip()
+                current["attrs"][last_attr] = value.strip()
             continue
+        last_attr = None
         if line.startswith(" "):
             # Another route for the same prefix (printed under the first).
             if current is not None:

@@ -369,9 +369,13 @@ def bgp_message(msg_type, body=b""):
     return MARKER + struct.pack("!HB", 19 + len(body), msg_type) + body
 
 
-def bgp_open(asn, router_id, hold):
+def bgp_open(asn, router_id, hold, extended_message=False):
+    """An OPEN with the capabilities Multiprotocol IPv4 unicast and 4-octet
+    ASN, and Extended Message (RFC 8654, code 6) if `extended_message`."""
     import struct
     caps = b"\x01\x04\x00\x01\x00\x01" + b"\x41\x04" + struct.pack("!I", asn)
+    if extended_message:
+        caps += b"\x06\x00"
     opt = b"\x02" + bytes([len(caps)]) + caps
     body = struct.pack("!BHH4sB", 4, asn if asn < 65536 else 23456, hold,
                        socket.inet_aton(router_id), len(opt)) + opt
@@ -409,13 +413,17 @@ class MiniSpeaker:
     def _send(self, message):
         self.sock.sendall(message)
 
+    def _open_message(self):
+        """The OPEN it sends first."""
+        return bgp_open(self.asn, self.ip, self.hold)
+
     def _on_established(self):
         """Called once, by the reader, when the peer's KEEPALIVE follows its OPEN."""
 
     def start(self):
         self.sock = self._connect()
         self.sock.settimeout(None)
-        self._send(bgp_open(self.asn, self.ip, self.hold))
+        self._send(self._open_message())
         self._reader = threading.Thread(target=self._read, daemon=True, name="speaker-read")
         self._reader.start()
         threading.Thread(target=self._keepalives, daemon=True, name="speaker-ka").start()
