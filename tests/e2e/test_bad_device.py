@@ -116,27 +116,8 @@ def expect_framing_error(ctx, agent, ip, reason, payload, since, timeout=10):
     s.close()
     ctx.check(how is not None, "%s: the agent kept the connection from %s open for %.0f s after %r"
               % (reason, ip, secs, payload[:24]))
-    line = [None]
-
-    def logged():
-        for l in agent.log.find("malformed BGP framing from device", since=since, reason=reason):
-            if ('"peer-addr":"%s:' % ip) in l.replace(" ", ""):
-                line[0] = l
-                return True
-        return False
-    ctx.wait_until(logged, 5, "a log line 'malformed BGP framing from device' with reason %s and "
-                   "peer-addr %s" % (reason, ip))
-
-    def counted():
-        c = badinput.counters(agent)
-        return c["FramingErrorsByReason"][reason] == before["FramingErrorsByReason"][reason] + 1 and \
-            c["FramingErrors"] == before["FramingErrors"] + 1
-    ctx.wait_until(counted, 5, "Counters.FramingErrorsByReason.%s and FramingErrors to grow by one" % reason,
-                   describe=lambda: str(badinput.counters(agent)["FramingErrorsByReason"]))
-    m = badinput.metric_value(agent, "kbgp_framing_errors_by_reason_total", 'reason="%s"' % reason)
-    ctx.check(m == before["FramingErrorsByReason"][reason] + 1,
-              "kbgp_framing_errors_by_reason_total{reason=\"%s\"} is %d" % (reason, m))
-    return how, time.monotonic() - t0, line[0]
+    line, _ = badinput.check_framing_error_reported(ctx, agent, ip, reason, since, before)
+    return how, time.monotonic() - t0, line
 
 
 def framing_cases(ctx, agent):

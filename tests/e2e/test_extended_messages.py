@@ -559,28 +559,7 @@ def oversized(ctx, topo, agent, collector, ip, asn, device_ext, collector_ext):
                   "of %d bytes" % (what, len(big)))
         secs = time.monotonic() - t0
         reason = "length_above_maximum"
-        line = [None]
-
-        def logged():
-            for l, obj in agent.log.records(since):
-                if obj and obj.get("message") == "malformed BGP framing from device" and \
-                        obj.get("reason") == reason and str(obj.get("peer-addr", "")).startswith(ip + ":"):
-                    line[0] = l
-                    return True
-            return False
-        ctx.wait_until(logged, 5, "a log line 'malformed BGP framing from device' with reason %s and "
-                       "peer-addr %s" % (reason, ip))
-
-        def counted():
-            c = badinput.counters(agent)
-            return c["FramingErrorsByReason"][reason] == before["FramingErrorsByReason"][reason] + 1 and \
-                c["FramingErrors"] == before["FramingErrors"] + 1
-        ctx.wait_until(counted, 5, "Counters.FramingErrorsByReason.%s and FramingErrors to grow by one"
-                       % reason, describe=lambda: str(badinput.counters(agent)["FramingErrorsByReason"]))
-        m = badinput.metric_value(agent, "kbgp_framing_errors_by_reason_total", 'reason="%s"' % reason)
-        ctx.check(m == before["FramingErrorsByReason"][reason] + 1,
-                  "kbgp_framing_errors_by_reason_total{reason=\"%s\"} is %d, want %d"
-                  % (reason, m, before["FramingErrorsByReason"][reason] + 1))
+        line, m = badinput.check_framing_error_reported(ctx, agent, ip, reason, since, before)
         # The collector saw the session end, never the message: a BIRD that
         # got it would have answered "Bad message length".
         ctx.wait_until(lambda: collector.peer_info(ip)["state"] != "Established", 10,
@@ -592,7 +571,7 @@ def oversized(ctx, topo, agent, collector, ip, asn, device_ext, collector_ext):
         ctx.step("%s: UPDATE of %d bytes -> connection closed after %.2f s, counted "
                  "(length_above_maximum %d -> %d), collector never saw it (its last error: %s); logged: %s"
                  % (what, len(big), secs, before["FramingErrorsByReason"][reason], m, info["last_error"],
-                    line[0].strip()[:300]))
+                    line.strip()[:300]))
     finally:
         speaker.close()
 

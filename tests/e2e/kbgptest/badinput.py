@@ -208,3 +208,33 @@ def metric_value(agent, name, labels):
         if line.startswith(want):
             return int(float(line.split()[-1]))
     raise TestFailure("/metrics has no %s{%s}" % (name, labels))
+
+
+def check_framing_error_reported(ctx, agent, ip, reason, since, before):
+    """After a device at `ip` sent bad framing: the agent logged "malformed
+    BGP framing from device" with `reason` and the device's peer-addr
+    (since log mark `since`), and counted it once in /admin/status
+    (FramingErrorsByReason, FramingErrors) and in /metrics, against
+    `before` (counters() taken before the bytes were sent). Returns the log
+    line and the metric's value."""
+    line = [None]
+
+    def logged():
+        for l, obj in agent.log.records(since):
+            if obj and obj.get("message") == "malformed BGP framing from device" and \
+                    obj.get("reason") == reason and str(obj.get("peer-addr", "")).startswith(ip + ":"):
+                line[0] = l
+                return True
+        return False
+    ctx.wait_until(logged, 5, "a log line 'malformed BGP framing from device' with reason %s and "
+                   "peer-addr %s" % (reason, ip))
+    want = before["FramingErrorsByReason"][reason] + 1
+
+    def counted():
+        c = counters(agent)
+        return c["FramingErrorsByReason"][reason] == want and c["FramingErrors"] == before["FramingErrors"] + 1
+    ctx.wait_until(counted, 5, "Counters.FramingErrorsByReason.%s and FramingErrors to grow by one" % reason,
+                   describe=lambda: str(counters(agent)["FramingErrorsByReason"]))
+    m = metric_value(agent, "kbgp_framing_errors_by_reason_total", 'reason="%s"' % reason)
+    ctx.check(m == want, "kbgp_framing_errors_by_reason_total{reason=\"%s\"} is %d, want %d" % (reason, m, want))
+    return line[0], m

@@ -1,6 +1,7 @@
-"""An independent witness of TCP SYNs on loopback: a packet socket on `lo`
-(root), read by a thread, recording every inbound IPv4 TCP SYN (no ACK) to
-the given ports with whether it carries the TCP-MD5 option (kind 19).
+"""Independent witnesses of what crosses loopback: packet sockets on `lo`
+(root), each read by a thread. SynWatcher records every inbound IPv4 TCP
+SYN (no ACK) to the given ports with whether it carries the TCP-MD5 option
+(kind 19); TcpStreams reassembles the bytes of every connection of a port.
 Outgoing copies (lo shows every packet twice) are skipped."""
 
 import ctypes
@@ -13,6 +14,7 @@ ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 PACKET_OUTGOING = 4
 SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
 SKF_AD_OFF = -0x1000
 SKF_AD_PROTOCOL = 0
 SKF_AD_PKTTYPE = 4
@@ -59,23 +61,24 @@ def _md5_option(options):
     return False
 
 
-class SynWatcher:
-    def __init__(self, ports, interface="lo"):
-        self.ports = set(ports)
-        self.interface = interface
-        self.syns = []  # (monotonic time, src ip, src port, dst port, md5)
+class _PacketCapture:
+    """A packet socket on `interface` (root) with a classic BPF filter
+    attached before it binds, read by a thread that hands every inbound IPv4
+    TCP segment to _segment(data, ihl) with `data` the IP packet."""
+
+    def __init__(self, insns, interface, max_packet, rcvbuf_opt, rcvbuf, name):
+        self._max_packet = max_packet
         self._lock = threading.Lock()
         self._stop = threading.Event()
         # Protocol 0 receives nothing until bind: the filter is in place first.
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
-        insns = _syn_filter()
         self._prog = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
         fprog = struct.pack("HL", len(insns), ctypes.addressof(self._prog))
         self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        self._sock.setsockopt(socket.SOL_SOCKET, rcvbuf_opt, rcvbuf)
         self._sock.bind((interface, ETH_P_ALL))
         self._sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
 
     def start(self):
         self._thread.start()
@@ -89,7 +92,7 @@ class SynWatcher:
     def _run(self):
         while not self._stop.is_set():
             try:
-                data, addr = self._sock.recvfrom(256)
+                data, addr = self._sock.recvfrom(self._max_packet)
             except socket.timeout:
                 continue
             except OSError:
@@ -99,15 +102,26 @@ class SynWatcher:
             ihl = (data[0] & 0x0F) * 4
             if data[9] != 6 or len(data) < ihl + 20:
                 continue
-            sport, dport = struct.unpack("!HH", data[ihl:ihl + 4])
-            flags = data[ihl + 13]
-            if dport not in self.ports or (flags & 0x12) != 0x02:
-                continue
-            doff = (data[ihl + 12] >> 4) * 4
-            md5 = _md5_option(data[ihl + 20:ihl + doff])
-            src = socket.inet_ntoa(data[12:16])
-            with self._lock:
-                self.syns.append((time.monotonic(), src, sport, dport, md5))
+            self._segment(data, ihl)
+
+
+class SynWatcher(_PacketCapture):
+    def __init__(self, ports, interface="lo"):
+        self.ports = set(ports)
+        self.interface = interface
+        self.syns = []  # (monotonic time, src ip, src port, dst port, md5)
+        super().__init__(_syn_filter(), interface, 256, socket.SO_RCVBUF, 1 << 22, "syn-watcher")
+
+    def _segment(self, data, ihl):
+        sport, dport = struct.unpack("!HH", data[ihl:ihl + 4])
+        flags = data[ihl + 13]
+        if dport not in self.ports or (flags & 0x12) != 0x02:
+            return
+        doff = (data[ihl + 12] >> 4) * 4
+        md5 = _md5_option(data[ihl + 20:ihl + doff])
+        src = socket.inet_ntoa(data[12:16])
+        with self._lock:
+            self.syns.append((time.monotonic(), src, sport, dport, md5))
 
     def from_source(self, ip, md5=None):
         """The SYNs seen from `ip` (only signed / unsigned ones if md5 is
@@ -115,8 +129,6 @@ class SynWatcher:
         with self._lock:
             return [s for s in self.syns if s[1] == ip and (md5 is None or s[4] == md5)]
 
-
-SO_RCVBUFFORCE = 33
 
 
 def _port_filter(port):
@@ -142,7 +154,7 @@ def _port_filter(port):
     ]
 
 
-class TcpStreams:
+class TcpStreams(_PacketCapture):
     """An independent witness of what crossed the wire: every TCP segment
     from or to `port` on lo (a packet socket, root), reassembled per
     direction of each connection from the sequence numbers. Only
@@ -151,53 +163,23 @@ class TcpStreams:
     def __init__(self, port, interface="lo"):
         self.port = port
         self._flows = {}  # (src ip, src port, dst ip, dst port) -> [isn, [(seq, payload)]]
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
-        insns = _port_filter(port)
-        self._prog = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
-        fprog = struct.pack("HL", len(insns), ctypes.addressof(self._prog))
-        self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
         # Big: a burst of 64 KiB segments must not be dropped (a hole in a
         # stream is reported, but the test would fail).
-        self._sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 26)
-        self._sock.bind((interface, ETH_P_ALL))
-        self._sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._run, daemon=True, name="tcp-streams")
+        super().__init__(_port_filter(port), interface, 1 << 18, SO_RCVBUFFORCE, 1 << 26,
+                         "tcp-streams")
 
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                data, addr = self._sock.recvfrom(1 << 18)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if addr[1] != ETH_P_IP or addr[2] == PACKET_OUTGOING or len(data) < 20:
-                continue
-            ihl = (data[0] & 0x0F) * 4
-            total = struct.unpack("!H", data[2:4])[0]
-            if data[9] != 6 or len(data) < ihl + 20:
-                continue
-            sport, dport, seq = struct.unpack("!HHI", data[ihl:ihl + 8])
-            doff = (data[ihl + 12] >> 4) * 4
-            flags = data[ihl + 13]
-            key = (socket.inet_ntoa(data[12:16]), sport, socket.inet_ntoa(data[16:20]), dport)
-            payload = data[ihl + doff:total]
-            with self._lock:
-                if flags & 0x02:  # SYN (either side's): the stream starts after it
-                    self._flows[key] = [(seq + 1) & 0xffffffff, []]
-                elif payload and key in self._flows:
-                    self._flows[key][1].append((seq, bytes(payload)))
+    def _segment(self, data, ihl):
+        total = struct.unpack("!H", data[2:4])[0]
+        sport, dport, seq = struct.unpack("!HHI", data[ihl:ihl + 8])
+        doff = (data[ihl + 12] >> 4) * 4
+        flags = data[ihl + 13]
+        key = (socket.inet_ntoa(data[12:16]), sport, socket.inet_ntoa(data[16:20]), dport)
+        payload = data[ihl + doff:total]
+        with self._lock:
+            if flags & 0x02:  # SYN (either side's): the stream starts after it
+                self._flows[key] = [(seq + 1) & 0xffffffff, []]
+            elif payload and key in self._flows:
+                self._flows[key][1].append((seq, bytes(payload)))
 
     def connections(self, ip):
         """[(src ip, src port, dst ip, dst port)] of every direction seen
