@@ -9,8 +9,11 @@
 // little-endian length and a serialized ControlResponse.
 #include <jansson.h>
 
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -95,6 +98,24 @@ void check_data_metadata(const ControlAnswer& answer) {
   FUZZ_CHECK(logged.find(kToken) == std::string::npos);
 }
 
+// Equal for equal metadata, different otherwise (every part is
+// length-prefixed).
+std::string metadata_identity(const std::vector<KeyValues>& metadata) {
+  std::string id;
+  auto add = [&id](const std::string& part) {
+    id += std::to_string(part.size());
+    id += ':';
+    id += part;
+  };
+  for (const auto& kv : metadata) {
+    add(kv.key);
+    id += std::to_string(kv.values.size());
+    id += ';';
+    for (const auto& value : kv.values) add(value);
+  }
+  return id;
+}
+
 void check_log_line(const ControlAnswer& answer) {
   std::string line = log::format_line(log::Level::Info, "Control update pushed by the backend",
                                       {{"device_ip", answer.device_ip},
@@ -109,6 +130,9 @@ void check_log_line(const ControlAnswer& answer) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   log::init("uplink", log::Level::Off, log::Format::Json);
+  // protobuf logs every string field that is not valid UTF-8 to stderr
+  // (the parse fails either way); nothing here reads that text.
+  google::protobuf::SetLogHandler(nullptr);
   return 0;
 }
 
@@ -126,6 +150,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // No lookups are made here, so no ControlClient is needed.
   auto relay = std::make_shared<Md5Relay>(true, nullptr, hooks);
   int64_t now = 1000 * kSecond;
+  // The metadata and admin checks depend only on the answer's metadata and
+  // the log check only on the record, so each is made once per distinct
+  // value in this input: they cost ~0.6 ms under ASan, and mutated inputs
+  // are mostly runs of records without metadata, often identical.
+  std::set<std::string> metadata_checked;
+  std::set<std::string_view> logged;
 
   while (!in.empty()) {
     uint8_t step = in.u8();
@@ -158,8 +188,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cache.expire(now);
     FUZZ_CHECK(cache.next_expiry() > now);
 
-    check_data_metadata(answer);
-    check_log_line(answer);
+    if (metadata_checked.insert(metadata_identity(answer.metadata)).second)
+      check_data_metadata(answer);
+    if (logged.insert(bytes).second) check_log_line(answer);
 
     // The key's way to the supervisor, as the Control client hands it on.
     KeyNotice notice;

@@ -7,7 +7,6 @@
 // Input: the call's client metadata as "key: value" lines.
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <string>
 
 #include "common/decimal.h"
@@ -45,12 +44,11 @@ void check_log_safe(const std::string& value) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   // gRPC hands the server the first value of a key.
-  std::multimap<std::string, std::string> md;
-  for (auto& [key, value] : fuzz::key_value_lines(text)) md.emplace(key, value);
+  fuzz::FirstValues md(text);
   MetadataLookup lookup = [&md](std::string_view key) -> std::optional<std::string> {
-    auto it = md.find(std::string(key));
-    if (it == md.end()) return std::nullopt;
-    return it->second;
+    auto value = md.find(key);
+    if (!value) return std::nullopt;
+    return std::string(*value);
   };
   auto first = [&lookup](const char* key) { return lookup(key).value_or(""); };
 

@@ -3,20 +3,24 @@
 // environment assignment NAME=VALUE.
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "supervisor/options.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> args;
-  std::map<std::string, std::string> env;
+  // NAME=value assignments in input order; the last one of a name counts.
+  // A vector, not a map: the harness's own tree code would add coverage
+  // that rewards the fuzzer for nothing in the code under test.
+  std::vector<std::pair<std::string, std::string>> env;
   std::string current;
   auto flush = [&] {
     if (!current.empty() && current[0] == '$') {
       auto eq = current.find('=');
-      if (eq != std::string::npos) env[current.substr(1, eq - 1)] = current.substr(eq + 1);
+      if (eq != std::string::npos) env.emplace_back(current.substr(1, eq - 1), current.substr(eq + 1));
     } else {
       args.push_back(current);
     }
@@ -30,9 +34,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   flush();
   auto outcome = kbgp::parse_options(args, [&](const std::string& k) -> std::optional<std::string> {
-    auto it = env.find(k);
-    if (it == env.end()) return std::nullopt;
-    return it->second;
+    for (auto it = env.rbegin(); it != env.rend(); ++it)
+      if (it->first == k) return it->second;
+    return std::nullopt;
   });
   if (outcome.kind == kbgp::ParseOutcome::Kind::Error && outcome.message.empty()) __builtin_trap();
   return 0;

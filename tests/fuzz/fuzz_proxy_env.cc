@@ -11,8 +11,9 @@
 // destination to route (as the gRPC target or an export URL's host).
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fuzz_input.h"
@@ -89,7 +90,15 @@ void check_url(const ProxyUrl& url) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  std::map<std::string, std::string> env;
+  // NAME=value lines in input order; the last one of a name counts. A
+  // vector, not a map: the harness's own tree code would add coverage that
+  // rewards the fuzzer for nothing in the code under test.
+  std::vector<std::pair<std::string, std::string>> env;
+  auto value_of = [&env](const std::string& name) -> std::optional<std::string> {
+    for (auto it = env.rbegin(); it != env.rend(); ++it)
+      if (it->first == name) return it->second;
+    return std::nullopt;
+  };
   std::vector<std::string> destinations;
   while (!text.empty()) {
     size_t nl = text.find('\n');
@@ -101,16 +110,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     size_t eq = line.find('=');
     if (eq != std::string_view::npos)
-      env[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+      env.emplace_back(line.substr(0, eq), line.substr(eq + 1));
   }
   std::string error;
-  auto settings = proxy_settings_from_env(
-      [&env](const std::string& name) -> std::optional<std::string> {
-        auto it = env.find(name);
-        if (it == env.end()) return std::nullopt;
-        return it->second;
-      },
-      &error);
+  auto settings = proxy_settings_from_env(value_of, &error);
   if (!settings) {
     FUZZ_CHECK(error.rfind("$", 0) == 0);  // names the variable
     return 0;
@@ -138,7 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   // An exemption for everything exempts every destination.
-  NoProxy all = NoProxy::parse(env.count("NO_PROXY") ? env["NO_PROXY"] + ",*" : "*");
+  auto no_proxy = value_of("NO_PROXY");
+  NoProxy all = NoProxy::parse(no_proxy ? *no_proxy + ",*" : "*");
   FUZZ_CHECK(all.matches("grpc.example.com", 443) && !all.empty());
   return 0;
 }

@@ -79,7 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   Metadata md;
-  for (auto& [key, value] : fuzz::key_value_lines(in.rest())) md.emplace_back(key, value);
+  for (auto [key, value] : fuzz::key_value_views(in.rest())) md.emplace_back(key, value);
 
   StreamOpenVerdict v = judge_stream_open(md, our_up, our_down, kept_from);
   FUZZ_CHECK(v.extension == (metadata_value(md, resume::kMetadataKey) == std::string("1")));
