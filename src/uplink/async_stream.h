@@ -153,22 +153,13 @@ class AsyncStream final {
         break;
       }
       case OpKind::Metadata:
-        if (auto owner = owner_.lock())
-          owner->on_stream_metadata(*this, ok);
-        else
-          orphaned();
+        to_owner(&Owner::on_stream_metadata, ok);
         break;
       case OpKind::Read:
-        if (auto owner = owner_.lock())
-          owner->on_stream_read(*this, ok);
-        else
-          orphaned();
+        to_owner(&Owner::on_stream_read, ok);
         break;
       case OpKind::Write:
-        if (auto owner = owner_.lock())
-          owner->on_stream_write(*this, ok);
-        else
-          orphaned();
+        to_owner(&Owner::on_stream_write, ok);
         break;
       case OpKind::WritesDone:
       case OpKind::Finish:
@@ -182,6 +173,14 @@ class AsyncStream final {
       done = --pending_ == 0 && let_go_.load();
     }
     if (done) finished();
+  }
+
+  // Hands a completion to the owner, or ends a call whose owner is gone.
+  void to_owner(void (Owner::*reaction)(AsyncStream&, bool), bool ok) {
+    if (auto owner = owner_.lock())
+      ((*owner).*reaction)(*this, ok);
+    else
+      orphaned();
   }
 
   void finished() {
