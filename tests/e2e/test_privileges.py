@@ -185,9 +185,23 @@ def workers_of(agent):
     return out
 
 
+def all_ready(agent):
+    """The workers, once each reports ready in /admin/status (a worker
+    confines itself before it says ready; until then it may be between
+    dropping its uid and installing its filter)."""
+    workers = workers_of(agent)
+    states = agent.status().get("Workers") or {}
+    for name in NAME_OF.values():
+        w = states.get(name) or {}
+        if w.get("State") != "ready" or w.get("PID") != workers.get(name):
+            return None
+    return workers
+
+
 def check_all(ctx, agent, md5=False):
     check_supervisor(ctx, agent, md5)
-    workers = workers_of(agent)
+    workers = ctx.wait_until(lambda: all_ready(agent), 15, "%s's three workers to report ready" % agent.name,
+                             describe=lambda: str(agent.status().get("Workers")))
     ctx.check(sorted(workers) == sorted(NAME_OF.values()),
               "%s's workers are %s, want all three" % (agent.name, sorted(workers)))
     for name, pid in sorted(workers.items()):
