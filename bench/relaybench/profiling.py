@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 
-FREQ = 999
+FREQ = 999  # samples per second; --perf-freq sets it (a short window needs more)
 
 
 class PerfRecorder:

@@ -45,7 +45,7 @@ ChannelLease ChannelPool::acquire() {
     Connection c;
     c.id = next_id_++;
     c.channel = factory_.make("data-" + std::to_string(c.id));
-    c.stub = kentik::ktbgp::v202203beta2::ProxyService::NewStub(c.channel);
+    c.stub = std::make_unique<DataStub>(c.channel);
     connections_.push_back(std::move(c));
     it = connections_.end() - 1;
     counters_->grpc_connections_open.fetch_add(1, std::memory_order_relaxed);

@@ -14,16 +14,14 @@
 #include <mutex>
 #include <vector>
 
-#include "kentik/ktbgp/v202203beta2/proxy.grpc.pb.h"
 #include "uplink/grpc_channels.h"
+#include "uplink/wire_request.h"
 
 namespace kbgp::shm {
 struct GlobalCounters;
 }
 
 namespace kbgp::uplink {
-
-using ProxyStub = kentik::ktbgp::v202203beta2::ProxyService::Stub;
 
 class ChannelPool;
 
@@ -37,14 +35,14 @@ class ChannelLease {
   ChannelLease& operator=(ChannelLease&& other) noexcept;
   ~ChannelLease() { release(); }
 
-  ProxyStub* stub() const { return stub_; }
+  DataStub* stub() const { return stub_; }
   uint64_t connection_id() const { return id_; }
   void release();
 
  private:
   friend class ChannelPool;
   ChannelPool* pool_ = nullptr;
-  ProxyStub* stub_ = nullptr;
+  DataStub* stub_ = nullptr;
   uint64_t id_ = 0;
 };
 
@@ -63,7 +61,7 @@ class ChannelPool {
   struct Connection {
     uint64_t id;
     std::shared_ptr<grpc::Channel> channel;
-    std::unique_ptr<ProxyStub> stub;
+    std::unique_ptr<DataStub> stub;
     uint32_t streams = 0;
   };
   void release(uint64_t id);

@@ -194,7 +194,7 @@ void Session::open_stream_locked(bool resume) {
   }
 
   ChannelLease lease = env_.pool->acquire();
-  ProxyStub* stub = lease.stub();
+  DataStub* stub = lease.stub();
   // A resume (after a restart of the uplink: one per session at once) is
   // logged at debug; its failure and what it had to resend are at info.
   (resume ? log::debug : log::info)("opening Data stream",
@@ -210,7 +210,7 @@ void Session::open_stream_locked(bool resume) {
   stream_ = DataStream::start(
       weak_from_this(), md, *env_.stream_queue,
       [stub](grpc::ClientContext* ctx, grpc::CompletionQueue* cq) {
-        return stub->PrepareAsyncData(ctx, cq);
+        return stub->PrepareCall(ctx, kDataMethod, cq);
       },
       std::move(lease));
   env_.control->counters.data_streams_open.fetch_add(1, std::memory_order_relaxed);
@@ -244,12 +244,15 @@ void Session::begin_kill_locked(ipc::SessionEnd reason) {
   cancel_at_ns_ = monotonic_ns() + kKillGraceNs;
 }
 
+WireDataRequest::Fill Session::fill_from_up(size_t offset) const {
+  return [this, offset](uint8_t* out, size_t n) { up_.peek(offset, out, n); };
+}
+
 void Session::pump_up_locked() {
   if (!stream_ || stream_->let_go_done() || in_flight_ != InFlight::None || writes_done_) return;
-  pb::DataRequest& request = stream_->outgoing();
+  WireDataRequest& request = stream_->outgoing();
   if (kill_wanted_) {
     kill_wanted_ = false;
-    request.Clear();
     request.set_action(pb::DATA_ACTION_KILL);
     in_flight_ = InFlight::Kill;
     if (extension_) count_request_locked(sent_end_);
@@ -262,7 +265,6 @@ void Session::pump_up_locked() {
   if (restart_ == Restart::Requested) {
     // Graceful restart asked by the backend: answer in kind, then half-close;
     // the stream's end opens the next one.
-    request.Clear();
     request.set_action(pb::DATA_ACTION_RESTART);
     in_flight_ = InFlight::Restart;
     if (extension_) count_request_locked(sent_end_);
@@ -272,9 +274,7 @@ void Session::pump_up_locked() {
   if (restart_ == Restart::Sent) return;
   if (extension_ && acked_down_sent_ < counter_down_) {
     // Lets the backend forget the DataResponses we have in the down ring.
-    request.Clear();
-    request.set_action(static_cast<pb::DataAction>(resume::kActionAck));
-    request.add_data(resume::encode_ack(counter_down_));
+    request.set(resume::kActionAck, resume::encode_ack(counter_down_));
     acked_down_sent_ = counter_down_;
     in_flight_ = InFlight::Ack;
     stream_->write();
@@ -293,10 +293,10 @@ void Session::pump_up_locked() {
       pump_up_locked();
       return;
     }
-    request.Clear();
     if (*to > *from)
-      copy_batch(up_, static_cast<size_t>(*to - *from), *request.add_data(),
-                 static_cast<size_t>(*from - read));
+      request.set(0, static_cast<size_t>(*to - *from), fill_from_up(static_cast<size_t>(*from - read)));
+    else
+      request.set_action(0);
     in_flight_ = InFlight::Resend;
     stream_->write();
     return;
@@ -320,8 +320,7 @@ void Session::pump_up_locked() {
   BatchPlan plan = plan_batch(up_, kMaxBatchBytes, offset);
   switch (plan.status) {
     case BatchPlan::Status::Ready:
-      request.Clear();
-      copy_batch(up_, plan.bytes, *request.add_data(), offset);
+      request.set(0, plan.bytes, fill_from_up(offset));
       in_flight_ = InFlight::Data;
       in_flight_bytes_ = plan.bytes;
       if (extension_) count_request_locked(sent_end_ + plan.bytes);
@@ -580,6 +579,9 @@ void Session::on_stream_write(DataStream& stream, bool ok) {
   std::lock_guard lock(mu_);
   if (&stream != stream_.get() || phase_ != Phase::Streaming) return;
   InFlight done = std::exchange(in_flight_, InFlight::None);
+  // The request's buffer goes now (gRPC holds its own reference while it
+  // still needs the bytes): idle sessions keep no batch-sized buffer.
+  stream_->outgoing().clear();
   // Not ok: the stream broke; the bytes stay in the ring and the status follows.
   if (!ok) return;
   if (!extension_ && done != InFlight::Ack && done != InFlight::Resend) {
@@ -594,13 +596,9 @@ void Session::on_stream_write(DataStream& stream, bool ok) {
   }
   switch (done) {
     case InFlight::Data:
-      // The buffer is kept for the next batch (a fresh 256 KiB allocation
-      // per batch showed in the profile); tick() gives a big one back once
-      // the session is quiet (release_idle_request_locked).
       region_->up.messages.fetch_add(1, std::memory_order_relaxed);
       break;
     case InFlight::Resend:
-      if (stream_->outgoing().ByteSizeLong() > kKeepBufferBytes) stream_->outgoing() = pb::DataRequest();
       if (++resend_next_ > resend_to_) resend_next_ = resend_to_ = 0;
       break;
     case InFlight::Ack:
@@ -730,24 +728,10 @@ void Session::release_idle_down_locked() {
   down_.release_free_pages();
 }
 
-void Session::release_idle_request_locked() {
-  if (counter_up_ != requests_at_tick_) {
-    requests_at_tick_ = counter_up_;
-    return;  // busy since the last tick
-  }
-  if (!stream_ || in_flight_ != InFlight::None) return;
-  // A full batch leaves its buffer behind; with a thousand sessions after
-  // their table dumps that would be 256 MiB kept for nothing.
-  pb::DataRequest& request = stream_->outgoing();
-  if (request.data_size() > 0 && request.data(0).capacity() > kKeepBufferBytes)
-    request = pb::DataRequest();
-}
-
 void Session::tick(int64_t now_ns) {
   std::lock_guard lock(mu_);
   if (phase_ != Phase::Done) {
     release_idle_down_locked();
-    release_idle_request_locked();
   }
   if (phase_ == Phase::Reconnecting) {
     if (reopen_at_ns_ && now_ns >= reopen_at_ns_) {

@@ -45,12 +45,13 @@
 #include "uplink/data_decisions.h"
 #include "uplink/resume_ledger.h"
 #include "uplink/uplink_config.h"
+#include "uplink/wire_request.h"
 
 namespace kbgp::uplink {
 
 class ControlClient;
 namespace pb = kentik::ktbgp::v202203beta2;
-using DataStream = AsyncStream<pb::DataRequest, pb::DataResponse>;
+using DataStream = AsyncStream<WireDataRequest, pb::DataResponse>;
 
 // What a deny-listing needs on the event thread.
 struct DenyNotice {
@@ -148,8 +149,8 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   void let_go_locked();
   // Returns the down ring's pages once it is drained and was quiet a tick.
   void release_idle_down_locked();
-  // Frees a big DataRequest buffer once no batch went out for a tick.
-  void release_idle_request_locked();
+  // Writes `n` up-ring bytes from `offset` past the read position into a request.
+  WireDataRequest::Fill fill_from_up(size_t offset) const;
   shm::SessionSlot& slot() const;
   std::string device_ip() const;
 
@@ -187,7 +188,6 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   // tick passed without a write (release_idle_down_locked).
   uint64_t down_pos_at_tick_ = 0;  // down write position at the last tick
   bool down_dirty_ = false;        // written since the last release
-  uint64_t requests_at_tick_ = 0;  // counter_up_ at the last tick
   DownCopy down_copy_;  // of stream_->incoming() while down_holding_
   uint64_t open_counter_up_ = 0;
   uint64_t open_counter_down_ = 0;

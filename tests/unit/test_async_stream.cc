@@ -15,12 +15,15 @@
 
 #include "kentik/ktbgp/v202203beta2/proxy.grpc.pb.h"
 #include "uplink/async_stream.h"
+#include "uplink/wire_request.h"
 #include "uplink/stream_queue.h"
 
 namespace pb = kentik::ktbgp::v202203beta2;
 using kbgp::uplink::AsyncStream;
 using kbgp::uplink::StreamQueue;
-using Stream = AsyncStream<pb::DataRequest, pb::DataResponse>;
+// As the uplink's Data streams: requests serialised by WireDataRequest,
+// the call made through the generic stub by the method's name.
+using Stream = AsyncStream<kbgp::uplink::WireDataRequest, pb::DataResponse>;
 using namespace std::chrono_literals;
 
 namespace {
@@ -80,14 +83,14 @@ struct Server {
     REQUIRE(port > 0);
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                   grpc::InsecureChannelCredentials());
-    stub = pb::ProxyService::NewStub(channel);
+    stub = std::make_unique<kbgp::uplink::DataStub>(channel);
   }
   ~Server() { server->Shutdown(std::chrono::system_clock::now() + 2s); }
   EchoService service;
   int port = 0;
   std::unique_ptr<grpc::Server> server;
   std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<pb::ProxyService::Stub> stub;
+  std::unique_ptr<kbgp::uplink::DataStub> stub;
 };
 
 // Records every reaction; reads on while reads succeed, lets go when one
@@ -144,7 +147,7 @@ std::shared_ptr<Stream> start(Server& server, StreamQueue& queue,
                               const std::shared_ptr<Recorder>& owner,
                               const kbgp::uplink::Metadata& md) {
   return Stream::start(owner, md, queue, [&](grpc::ClientContext* ctx, grpc::CompletionQueue* cq) {
-    return server.stub->PrepareAsyncData(ctx, cq);
+    return server.stub->PrepareCall(ctx, kbgp::uplink::kDataMethod, cq);
   });
 }
 
@@ -167,7 +170,7 @@ TEST_CASE("AsyncStream: a write asked for at once goes out; the status comes onc
     owner->stream = start(server, queue, owner, {{"mode", "echo"}});
     // Before the call's start can have completed (the queue's thread waits
     // for our lock to deliver anything): held until it has.
-    owner->stream->outgoing().add_data("hello");
+    owner->stream->outgoing().set(0, "hello");
     owner->stream->write();
     owner->stream->read();
   }
@@ -219,7 +222,7 @@ TEST_CASE("AsyncStream: a stream whose owner is gone ends itself") {
   {
     std::lock_guard lock(owner->mu);
     owner->stream = start(server, queue, owner, {{"mode", "echo"}});
-    owner->stream->outgoing().add_data("x");
+    owner->stream->outgoing().set(0, "x");
     owner->stream->write();
   }
   REQUIRE(owner->wait([&] { return owner->writes.size() == 1 && owner->metadata_seen; }));
