@@ -41,6 +41,14 @@ std::string dump(json_t* obj) {
   return out;
 }
 
+// Any JSON value (a string too), compact, as dump() writes it inside an object.
+std::string dump_any(json_t* value) {
+  char* text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  std::string out = text ? text : "";
+  free(text);
+  return out;
+}
+
 // key -> [values], values in arrival order.
 std::map<std::string, std::vector<std::string>> group(const Metadata& md) {
   std::map<std::string, std::vector<std::string>> grouped;
@@ -170,10 +178,22 @@ std::string redacted_metadata_json(const Metadata& md, const std::string& secret
 }
 
 std::string server_metadata_json(const Metadata& md, size_t max_len) {
+  // Keys in sorted order (the order the dump writes them), each kept only
+  // if the object still fits. The compact dump is "{" entries joined by ","
+  // "}", an entry "key":[values], so its length is summed per entry instead
+  // of dumping the growing object once per key (quadratic in the number of
+  // keys a backend sends).
   JsonPtr obj(json_object());
+  size_t length = 2;  // {}
   for (const auto& [key, values] : group(md)) {
-    json_object_set_new(obj.get(), key.c_str(), string_array(key, values).release());
-    if (dump(obj.get()).size() > max_len) json_object_del(obj.get(), key.c_str());
+    JsonPtr array = string_array(key, values);
+    JsonPtr name(json_string(key.c_str()));
+    if (!name) continue;  // not UTF-8: jansson refuses it as a key too
+    size_t entry = dump_any(name.get()).size() + 1 + dump_any(array.get()).size();
+    size_t with = length + entry + (json_object_size(obj.get()) ? 1 : 0);
+    if (with > max_len) continue;
+    json_object_set_new(obj.get(), key.c_str(), array.release());
+    length = with;
   }
   std::string out = dump(obj.get());
   return out.size() <= max_len ? out : std::string();

@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include <jansson.h>
 
 #include <string>
@@ -134,6 +138,44 @@ TEST_CASE("server metadata JSON groups values and stays within the size limit") 
   CHECK(std::string(json_string_value(json_array_get(json_object_get(obj, "bin-bin"), 0))) ==
         "AQL/");
   json_decref(obj);
+}
+
+TEST_CASE("server metadata JSON: many keys, the same choice as adding and re-dumping key by key") {
+  // The reference is the obvious quadratic way: add each key (sorted), dump
+  // the whole object, drop the key again if it no longer fits.
+  auto reference = [](const Metadata& md, size_t max_len) {
+    std::map<std::string, std::vector<std::string>> grouped;
+    for (const auto& [k, v] : md) grouped[k].push_back(v);
+    json_t* obj = json_object();
+    auto dumped = [&] {
+      char* t = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+      std::string out = t ? t : "{}";
+      free(t);
+      return out;
+    };
+    for (const auto& [k, values] : grouped) {
+      json_t* array = json_array();
+      for (const auto& v : values) json_array_append_new(array, json_string(v.c_str()));
+      json_object_set_new(obj, k.c_str(), array);
+      if (dumped().size() > max_len) json_object_del(obj, k.c_str());
+    }
+    std::string out = dumped();
+    json_decref(obj);
+    return out;
+  };
+  Metadata md;
+  for (int i = 0; i < 400; ++i) {
+    std::string key = "k" + std::to_string(i * 7919 % 400);
+    // Sizes from 0 to 60 characters, quotes and backslashes escaped by JSON.
+    md.emplace_back(key, std::string(static_cast<size_t>(i % 61), i % 5 ? 'v' : '"'));
+    if (i % 9 == 0) md.emplace_back(key, "\\second");
+  }
+  for (size_t max_len : {size_t{2}, size_t{40}, size_t{1000}, size_t{2047}, size_t{100000}}) {
+    INFO("max_len " << max_len);
+    std::string fast = server_metadata_json(md, max_len);
+    CHECK(fast == reference(md, max_len));
+    CHECK(fast.size() <= max_len);
+  }
 }
 
 TEST_CASE("counters parse strictly") {
