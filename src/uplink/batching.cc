@@ -1,6 +1,5 @@
 #include "uplink/batching.h"
 
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -71,16 +70,6 @@ BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes, size_t start) {
   plan.bytes = offset;
   plan.status = offset ? BatchPlan::Status::Ready : BatchPlan::Status::Incomplete;
   return plan;
-}
-
-void copy_batch(const RingConsumer& ring, size_t n, std::string& out, size_t offset) {
-  // assign/append instead of resize + copy: no zero-filling of a buffer that
-  // is overwritten at once, and the string's capacity from the last batch
-  // is reused.
-  RingConsumer::Spans spans = skip_bytes(ring.readable(), offset);
-  size_t n1 = std::min(n, spans.first.size());
-  out.assign(reinterpret_cast<const char*>(spans.first.data()), n1);
-  if (n > n1) out.append(reinterpret_cast<const char*>(spans.second.data()), n - n1);
 }
 
 }  // namespace kbgp::uplink

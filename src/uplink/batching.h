@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
 
 #include "common/ring.h"
 
@@ -40,8 +39,7 @@ struct BatchPlan {
 BatchPlan plan_batch(const RingConsumer& ring, size_t max_bytes = kMaxBatchBytes,
                      size_t offset = 0);
 
-// Replaces `out` with the `n` unread bytes that start `offset` bytes after
-// the read position (offset + n <= ring.available()).
-void copy_batch(const RingConsumer& ring, size_t n, std::string& out, size_t offset = 0);
+// The batch itself is copied by RingConsumer::peek, straight into the
+// request gRPC sends (wire_request.h).
 
 }  // namespace kbgp::uplink
