@@ -19,6 +19,13 @@ everything) send, each from its own address:
 - a device that writes every byte in its own send() (127.0.0.21, a real
   peer of the collector): OPEN, KEEPALIVE and an UPDATE reassembled: the
   collector reaches Established and holds the announced prefix;
+- a device that connects and never sends a byte (127.0.0.29, a real peer
+  of the collector, whose startup hold time for it is 6 s): the
+  collector's OPEN reaches it through kbgp; when the collector gives up
+  waiting for its OPEN, its NOTIFICATION (Hold Timer Expired) reaches the
+  device too, the agent closes the connection and forgets the session;
+  not a framing error (the agent itself has no timer for a silence before
+  the first byte: the BGP peer's OpenSent hold timer covers it);
 - 10,000 connections opened and closed (half FIN, half RST) from
   127.0.0.30: the agent survives, all four processes end with the
   descriptors they had, the time is reported.
@@ -30,6 +37,7 @@ with the binaries built).
 """
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -44,6 +52,8 @@ from kbgptest.topology import COLLECTOR_IP, Topology  # noqa: E402
 
 GOOD = [("127.0.0.3", 65003, 0), ("127.0.0.4", 65004, 1)]
 BYTEWISE = ("127.0.0.21", 65021)
+SILENT = ("127.0.0.29", 65029)
+SILENT_HOLD = 6  # the collector's startup hold time for it (BIRD's default: 240 s)
 RAW = {  # case -> device address
     "bad_marker": "127.0.0.22",
     "length_below_minimum": "127.0.0.23",
@@ -64,7 +74,8 @@ def routes_for(k):
 
 def test(ctx):
     topo = Topology(ctx)
-    collector = topo.start_collector([(ip, asn) for ip, asn, _ in GOOD] + [BYTEWISE])
+    collector = topo.start_collector([(ip, asn) for ip, asn, _ in GOOD] + [BYTEWISE] +
+                                     [SILENT + ("startup hold time %d;" % SILENT_HOLD,)])
     sink = badinput.Sink(COLLECTOR_IP, ctx.free_port(COLLECTOR_IP)).start()
     try:
         run(ctx, topo, collector, sink)
@@ -74,7 +85,7 @@ def test(ctx):
 
 def run(ctx, topo, collector, sink):
     sink_addr = "%s:%d" % (sink.ip, sink.port)
-    registry = [ip for ip, _, _ in GOOD] + [BYTEWISE[0]]
+    registry = [ip for ip, _, _ in GOOD] + [BYTEWISE[0], SILENT[0]]
     registry += [{"device_ip": ip, "collector": sink_addr} for ip in list(RAW.values()) + [CHURN_IP]]
     topo.start_ingest(registry)
     agent = topo.start_agent()
@@ -98,6 +109,8 @@ def run(ctx, topo, collector, sink):
     good_routes_unchanged("the slowloris")
     bytewise(ctx, topo, agent, collector)
     good_routes_unchanged("the one-byte writes")
+    silent_device(ctx, agent)
+    good_routes_unchanged("the silent device")
     churn(ctx, agent, sink)
     good_routes_unchanged("%d connections opened and closed" % CHURN_COUNT)
     for log, what in logs:
@@ -189,6 +202,67 @@ def bytewise(ctx, topo, agent, collector):
                  % (ip, speaker.bytes_written))
     finally:
         speaker.close()
+
+
+def read_messages(sock, timeout):
+    """BGP messages from `sock` until the peer closes: ([(type, body)],
+    "eof"|"reset"), or (messages, None) when still open after `timeout`."""
+    deadline = time.monotonic() + timeout
+    sock.settimeout(0.2)
+    buf, messages = b"", []
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return messages, "reset"
+        if not data:
+            return messages, "eof"
+        buf += data
+        while len(buf) >= 19 and len(buf) >= struct.unpack("!H", buf[16:18])[0]:
+            length = struct.unpack("!H", buf[16:18])[0]
+            if length < 19:
+                return messages + [(None, buf)], "bad framing"
+            messages.append((buf[18], buf[19:length]))
+            buf = buf[length:]
+    return messages, None
+
+
+def silent_device(ctx, agent):
+    ip = SILENT[0]
+    before = badinput.counters(agent)
+    s = badinput.connect_from(ip, agent.listen_port)
+    t0 = time.monotonic()
+    try:
+        messages, how = read_messages(s, SILENT_HOLD + 20)
+    finally:
+        s.close()
+    waited = time.monotonic() - t0
+    types = [t for t, _ in messages]
+    ctx.check(how is not None, "silent device: its connection is still open %.0f s after it connected, "
+              "though the collector's startup hold time is %d s" % (waited, SILENT_HOLD))
+    ctx.check(types[:1] == [1], "silent device: the first message through kbgp is not the collector's "
+              "OPEN: types %s" % types)
+    ctx.check(waited >= SILENT_HOLD - 1, "silent device: the connection ended after %.1f s, before the "
+              "collector's startup hold time of %d s" % (waited, SILENT_HOLD))
+    notification = [body for t, body in messages if t == 3]
+    ctx.check(notification and notification[-1][:1] == b"\x04",
+              "silent device: no NOTIFICATION Hold Timer Expired (code 4) from the collector before the "
+              "close: messages %s" % [(t, b[:2].hex()) for t, b in messages])
+
+    def forgotten():
+        return not any(str(x.get("Peer", "")).startswith(ip + ":")
+                       for x in agent.sessions().get("Sessions") or [])
+    ctx.wait_until(forgotten, 10, "the agent to forget the silent device's session",
+                   describe=lambda: str(agent.sessions()))
+    after = badinput.counters(agent)
+    ctx.check(after["FramingErrorsByReason"] == before["FramingErrorsByReason"],
+              "silent device counted as a framing error: %s -> %s"
+              % (before["FramingErrorsByReason"], after["FramingErrorsByReason"]))
+    ctx.step("silent device %s: got the collector's OPEN through kbgp, then after %.1f s its NOTIFICATION "
+             "(Hold Timer Expired) and %s; the agent forgot the session, no framing error counted"
+             % (ip, waited, how))
 
 
 def churn(ctx, agent, sink):

@@ -45,7 +45,7 @@ def never_established(ctx, topo, device, seconds):
     with open(ctx.log_path(device.name)) as f:
         ctx.check(ESTABLISHED_TEXT not in f.read(),
                   "%s's BIRD log says its BGP session was established" % device.ip)
-    if device.ip in [ip for ip, _ in topo.collector.peers]:
+    if device.ip in [p[0] for p in topo.collector.peers]:
         info = topo.collector.peer_info(device.ip)
         ctx.check(info["state"] != "Established" and not any(info["routes"].values()),
                   "the collector has a session/routes from %s: %s" % (device.ip, info))

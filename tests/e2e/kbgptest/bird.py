@@ -218,13 +218,17 @@ class BirdCollector(Bird):
         self.ip = ip
         self.port = port
         self.asn = asn
-        self.peers = list(peers)  # [(ip, asn)]
+        # [(ip, asn)] or [(ip, asn, extra)], extra: more BIRD statements
+        # for that neighbor (e.g. "startup hold time 6;").
+        self.peers = list(peers)
 
     def write_config(self):
         parts = ["log stderr all;",
                  "router id %s;" % self.ip,
                  "protocol device {}"]
-        for ip, asn in self.peers:
+        for peer in self.peers:
+            ip, asn = peer[0], peer[1]
+            extra = peer[2] if len(peer) > 2 else ""
             parts.append(
                 "protocol bgp %s {\n"
                 "  local %s port %d as %d;\n"
@@ -238,7 +242,9 @@ class BirdCollector(Bird):
                 "  debug { states, events };\n"
                 "  ipv4 { import all; export none; };\n"
                 "  ipv6 { import all; export none; };\n"
-                "}" % (protocol_name(ip), self.ip, self.port, self.asn, ip, asn))
+                "%s"
+                "}" % (protocol_name(ip), self.ip, self.port, self.asn, ip, asn,
+                       "  %s\n" % extra if extra else ""))
         with open(self.conf, "w") as f:
             f.write("\n".join(parts) + "\n")
 

@@ -34,12 +34,13 @@ class Topology:
 
     # -- starting the parts ------------------------------------------------
     def start_collector(self, peers):
-        """peers: [(device ip, device asn)] the collector will accept."""
+        """peers: [(device ip, device asn)] the collector will accept, or
+        (ip, asn, extra BIRD statements for that neighbor)."""
         port = self.ctx.free_port(COLLECTOR_IP)
         self.collector = BirdCollector(self.ctx, COLLECTOR_IP, port, COLLECTOR_ASN, peers,
                                        name=self.tag + "collector")
         self.ctx.step("collector BIRD on %s:%d (AS %d), peers %s" % (
-            COLLECTOR_IP, port, COLLECTOR_ASN, _ip_list([ip for ip, _ in peers])))
+            COLLECTOR_IP, port, COLLECTOR_ASN, _ip_list([p[0] for p in peers])))
         return self.collector.start()
 
     def start_ingest(self, registered_ips, **kw):
