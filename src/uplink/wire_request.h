@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 
 #include "kentik/ktbgp/v202203beta2/proxy.pb.h"
@@ -45,12 +46,17 @@ class WireDataRequest {
 
 // Data streams are called through this stub, with the method's full name.
 using DataStub = grpc::TemplatedGenericStub<WireDataRequest, kentik::ktbgp::v202203beta2::DataResponse>;
-inline constexpr const char* kDataMethod = "/kentik.ktbgp.v202203beta2.ProxyService/Data";
+// A std::string that lives as long as the program: PrepareCall keeps a
+// pointer to the name in the call's ClientRpcInfo.
+inline const std::string kDataMethod = "/kentik.ktbgp.v202203beta2.ProxyService/Data";
 
 }  // namespace kbgp::uplink
 
 namespace grpc {
 // How gRPC turns a WireDataRequest into bytes: a reference to its buffer.
+// A request never set (or cleared) is refused; ClientAsyncReaderWriter::
+// Write asserts that serialisation succeeded, so that would end the
+// process: the session sets the request before every write().
 template <>
 class SerializationTraits<kbgp::uplink::WireDataRequest> {
  public:

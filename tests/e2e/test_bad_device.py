@@ -205,8 +205,9 @@ def bytewise(ctx, topo, agent, collector):
 
 
 def read_messages(sock, timeout):
-    """BGP messages from `sock` until the peer closes: ([(type, body)],
-    "eof"|"reset"), or (messages, None) when still open after `timeout`."""
+    """BGP messages from `sock` until the peer closes: ([(type, body,
+    monotonic arrival time)], "eof"|"reset"), or (messages, None) when still
+    open after `timeout`."""
     deadline = time.monotonic() + timeout
     sock.settimeout(0.2)
     buf, messages = b"", []
@@ -223,8 +224,8 @@ def read_messages(sock, timeout):
         while len(buf) >= 19 and len(buf) >= struct.unpack("!H", buf[16:18])[0]:
             length = struct.unpack("!H", buf[16:18])[0]
             if length < 19:
-                return messages + [(None, buf)], "bad framing"
-            messages.append((buf[18], buf[19:length]))
+                return messages + [(None, buf, time.monotonic())], "bad framing"
+            messages.append((buf[18], buf[19:length], time.monotonic()))
             buf = buf[length:]
     return messages, None
 
@@ -238,18 +239,25 @@ def silent_device(ctx, agent):
         messages, how = read_messages(s, SILENT_HOLD + 20)
     finally:
         s.close()
-    waited = time.monotonic() - t0
-    types = [t for t, _ in messages]
+    closed_at = time.monotonic()
+    waited = closed_at - t0
+    types = [t for t, _, _ in messages]
     ctx.check(how is not None, "silent device: its connection is still open %.0f s after it connected, "
               "though the collector's startup hold time is %d s" % (waited, SILENT_HOLD))
     ctx.check(types[:1] == [1], "silent device: the first message through kbgp is not the collector's "
               "OPEN: types %s" % types)
-    ctx.check(waited >= SILENT_HOLD - 1, "silent device: the connection ended after %.1f s, before the "
-              "collector's startup hold time of %d s" % (waited, SILENT_HOLD))
-    notification = [body for t, body in messages if t == 3]
+    # BIRD starts its timers shortened by a random part of up to a quarter
+    # (RFC 4271, 10): the OpenSent hold timer of 6 s runs 4.5 to 6 s from
+    # its OPEN, which is when the device got it (plus a hop on loopback).
+    after_open = closed_at - messages[0][2] if messages else 0.0
+    ctx.check(after_open >= 0.75 * SILENT_HOLD - 0.5,
+              "silent device: the connection ended %.1f s after the collector's OPEN reached it, before "
+              "the collector's startup hold time of %d s (less at most a quarter) ran out"
+              % (after_open, SILENT_HOLD))
+    notification = [body for t, body, _ in messages if t == 3]
     ctx.check(notification and notification[-1][:1] == b"\x04",
               "silent device: no NOTIFICATION Hold Timer Expired (code 4) from the collector before the "
-              "close: messages %s" % [(t, b[:2].hex()) for t, b in messages])
+              "close: messages %s" % [(t, b[:2].hex()) for t, b, _ in messages])
 
     def forgotten():
         return not any(str(x.get("Peer", "")).startswith(ip + ":")
@@ -260,9 +268,9 @@ def silent_device(ctx, agent):
     ctx.check(after["FramingErrorsByReason"] == before["FramingErrorsByReason"],
               "silent device counted as a framing error: %s -> %s"
               % (before["FramingErrorsByReason"], after["FramingErrorsByReason"]))
-    ctx.step("silent device %s: got the collector's OPEN through kbgp, then after %.1f s its NOTIFICATION "
-             "(Hold Timer Expired) and %s; the agent forgot the session, no framing error counted"
-             % (ip, waited, how))
+    ctx.step("silent device %s: got the collector's OPEN through kbgp %.1f s after it connected, then "
+             "%.1f s later its NOTIFICATION (Hold Timer Expired) and %s; the agent forgot the session, "
+             "no framing error counted" % (ip, waited - after_open, after_open, how))
 
 
 def churn(ctx, agent, sink):
