@@ -45,7 +45,7 @@ class AsyncStream final {
     virtual void on_stream_done(AsyncStream& stream, const grpc::Status& status) = 0;
   };
   using Call = grpc::ClientAsyncReaderWriter<Request, Response>;
-  // Prepares the RPC without starting it: e.g. stub->PrepareAsyncData(context, cq).
+  // Prepares the RPC without starting it: e.g. stub->PrepareCall(context, kDataMethod, cq).
   using Prepare =
       std::function<std::unique_ptr<Call>(grpc::ClientContext*, grpc::CompletionQueue*)>;
 
