@@ -186,12 +186,12 @@ std::string server_metadata_json(const Metadata& md, size_t max_len) {
   JsonPtr obj(json_object());
   size_t length = 2;  // {}
   for (const auto& [key, values] : group(md)) {
-    JsonPtr array = string_array(key, values);
     // jansson takes keys as C strings: one with a NUL inside would be cut
     // and collide with another (gRPC does not pass such keys; skipped).
     if (key.find('\0') != std::string::npos) continue;
     JsonPtr name(json_string(key.c_str()));
     if (!name) continue;  // not UTF-8: jansson refuses it as a key too
+    JsonPtr array = string_array(key, values);
     size_t entry = dump_any(name.get()).size() + 1 + dump_any(array.get()).size();
     size_t with = length + entry + (json_object_size(obj.get()) ? 1 : 0);
     if (with > max_len) continue;

@@ -6,8 +6,6 @@
 
 #include <jansson.h>
 
-#include <string>
-
 #include "uplink/metadata.h"
 
 using namespace kbgp;
