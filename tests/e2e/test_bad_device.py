@@ -37,7 +37,6 @@ with the binaries built).
 """
 import os
 import socket
-import struct
 import sys
 import threading
 import time
@@ -47,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import kbgptest  # noqa: E402
 from kbgptest import badinput, resilience  # noqa: E402
+from kbgptest.bgpwire import BadFraming, MessageSplitter  # noqa: E402
 from kbgptest.resilience import bgp_open  # noqa: E402
 from kbgptest.topology import COLLECTOR_IP, Topology  # noqa: E402
 
@@ -207,10 +207,11 @@ def bytewise(ctx, topo, agent, collector):
 def read_messages(sock, timeout):
     """BGP messages from `sock` until the peer closes: ([(type, body,
     monotonic arrival time)], "eof"|"reset"), or (messages, None) when still
-    open after `timeout`."""
+    open after `timeout`, or (messages + [(None, the rest, time)], "bad
+    framing")."""
     deadline = time.monotonic() + timeout
     sock.settimeout(0.2)
-    buf, messages = b"", []
+    splitter, messages = MessageSplitter(), []
     while time.monotonic() < deadline:
         try:
             data = sock.recv(65536)
@@ -220,13 +221,12 @@ def read_messages(sock, timeout):
             return messages, "reset"
         if not data:
             return messages, "eof"
-        buf += data
-        while len(buf) >= 19 and len(buf) >= struct.unpack("!H", buf[16:18])[0]:
-            length = struct.unpack("!H", buf[16:18])[0]
-            if length < 19:
-                return messages + [(None, buf, time.monotonic())], "bad framing"
-            messages.append((buf[18], buf[19:length], time.monotonic()))
-            buf = buf[length:]
+        try:
+            whole = splitter.feed(data)
+        except BadFraming:
+            return messages + [(None, splitter.pending, time.monotonic())], "bad framing"
+        now = time.monotonic()
+        messages += [(t, m[19:], now) for t, m in whole]
     return messages, None
 
 

@@ -56,6 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import kbgptest  # noqa: E402
 from kbgptest import badinput, resilience  # noqa: E402
+from kbgptest.bgpwire import BadFraming, split_messages  # noqa: E402
 from kbgptest.bird import BirdCollector, BirdDevice, normalize_attrs, protocol_name  # noqa: E402
 from kbgptest.capture import TcpStreams  # noqa: E402
 from kbgptest.resilience import SessionLog, bgp_open  # noqa: E402
@@ -207,21 +208,6 @@ class CaptureError(Exception):
     """The capture does not (yet) hold what is asked: waits retry on it."""
 
 
-def split_messages(data):
-    """[(type, length, message)] of the whole BGP messages in `data`."""
-    out = []
-    pos = 0
-    while len(data) - pos >= 19:
-        if data[pos:pos + 16] != b"\xff" * 16:
-            raise CaptureError("no BGP marker at byte %d of a captured stream" % pos)
-        length = struct.unpack("!H", data[pos + 16:pos + 18])[0]
-        if length < 19 or len(data) - pos < length:
-            break
-        out.append((data[pos + 18], length, data[pos:pos + length]))
-        pos += length
-    return out
-
-
 def open_capabilities(msg):
     """The capability codes of an OPEN (RFC 5492; no RFC 9072 form here)."""
     codes = []
@@ -264,7 +250,11 @@ class Direction:
             raise CaptureError("the capture of %s:%d -> %s:%d misses bytes from offset %d on"
                                        % (key + (hole,)))
         self.bytes = len(data)
-        self.messages = split_messages(data)
+        try:
+            # [(type, length, message)]
+            self.messages = [(t, len(m), m) for t, m in split_messages(data)]
+        except BadFraming as e:
+            raise CaptureError("%s:%d -> %s:%d: %s" % (key + (e,)))
 
     def open_caps(self):
         opens = [m for t, _, m in self.messages if t == 1]

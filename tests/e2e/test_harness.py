@@ -4,7 +4,8 @@
 every check the relay tests make; the TLS material verifies for localhost
 and 127.0.0.1 (and not for another name); processes are stopped by PID with
 SIGKILL after the timeout, stray group members included; the scan for
-sanitizer reports in process logs finds them and nothing else.
+sanitizer reports in process logs finds them and nothing else; the BGP
+message splitter the tests share cuts streams right.
 
 When a kbgp-path test fails and this one passes, the fault is not in the
 harness or the BGP daemons.
@@ -23,7 +24,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import kbgptest  # noqa: E402
-from kbgptest import frr, procs, sanitizers, scenarios  # noqa: E402
+from kbgptest import bgpwire, frr, procs, sanitizers, scenarios  # noqa: E402
 from kbgptest.tls import make_tls  # noqa: E402
 
 
@@ -102,7 +103,36 @@ def check_sanitizer_scan(ctx):
     ctx.step("sanitizer report scan: ASan, UBSan and LSan reports found, nothing else")
 
 
+def check_message_splitter(ctx):
+    # Every test that reads BGP itself (bad-device, extended-message and
+    # resilience tests) cuts streams with this splitter.
+    msgs = [bgpwire.bgp_message(1 + i % 4, bytes(i % 97)) for i in range(400)]
+    data = b"".join(msgs)
+    for piece in (1, 7, 19, 4096):
+        splitter, got = bgpwire.MessageSplitter(), []
+        for i in range(0, len(data), piece):
+            got += splitter.feed(data[i:i + piece])
+        ctx.check([m for _, m in got] == msgs and [t for t, _ in got] == [m[18] for m in msgs],
+                  "splitter, pieces of %d bytes: %d messages back of %d" % (piece, len(got), len(msgs)))
+        ctx.check(splitter.pending == b"" and splitter.offset == len(data),
+                  "splitter, pieces of %d bytes: left %d bytes, offset %d"
+                  % (piece, len(splitter.pending), splitter.offset))
+    ctx.check(bgpwire.split_messages(data[:-1]) == [(m[18], m) for m in msgs[:-1]],
+              "a partial last message is not left out")
+    for bad, why in ((b"\x00" * 19, "no marker"), (bgpwire.MARKER + b"\x00\x12\x04", "length 18")):
+        splitter = bgpwire.MessageSplitter()
+        try:
+            splitter.feed(msgs[0] + bad)
+            ctx.check(False, "splitter took %r after a message" % bad)
+        except bgpwire.BadFraming as e:
+            ctx.check(e.offset == len(msgs[0]) and why in str(e) and splitter.pending == bad,
+                      "splitter on %r: %s, pending %r" % (bad, e, splitter.pending))
+    ctx.step("BGP message splitter: 400 messages back whole in pieces of 1 to 4096 bytes; no marker "
+             "and a length below 19 are bad framing at the right offset")
+
+
 def test(ctx):
+    check_message_splitter(ctx)
     check_sanitizer_scan(ctx)
     check_process_stop(ctx)
     check_tls(ctx)

@@ -12,7 +12,7 @@ import time
 from .errors import TestFailure
 from . import resilience
 from .bird import protocol_name
-from .resilience import MARKER, bgp_message
+from .bgpwire import MARKER, bgp_message
 
 
 class Sink:

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 
+from .bgpwire import BadFraming, MessageSplitter, bgp_message
 from .errors import TestFailure
 from .procs import pid_alive
 from .routes import make_routes
@@ -361,14 +362,6 @@ def timed(cls, hold, keepalive, export_all=False):
 
 # ---- a minimal BGP speaker: a device that can reset its connection ---------
 
-MARKER = b"\xff" * 16
-
-
-def bgp_message(msg_type, body=b""):
-    import struct
-    return MARKER + struct.pack("!HB", 19 + len(body), msg_type) + body
-
-
 def bgp_open(asn, router_id, hold, extended_message=False):
     """An OPEN with the capabilities Multiprotocol IPv4 unicast and 4-octet
     ASN, and Extended Message (RFC 8654, code 6) if `extended_message`."""
@@ -402,6 +395,7 @@ class MiniSpeaker:
         self.established = threading.Event()
         self.closed = threading.Event()
         self.received = 0
+        self.framing_error = None  # why the reader hung up on bad framing
         self._stop = threading.Event()
 
     def _connect(self):
@@ -430,21 +424,14 @@ class MiniSpeaker:
         return self
 
     def _read(self):
-        buf = b""
+        splitter = MessageSplitter()
         got_open = False
         try:
             while True:
                 data = self.sock.recv(65536)
                 if not data:
                     break
-                buf += data
-                pos = 0  # an index, not slicing: 1 MiB of KEEPALIVEs must not cost O(n^2)
-                while len(buf) - pos >= 19:
-                    length = int.from_bytes(buf[pos + 16:pos + 18], "big")
-                    if len(buf) - pos < length or length < 19:
-                        break
-                    msg_type = buf[pos + 18]
-                    pos += length
+                for msg_type, _ in splitter.feed(data):
                     self.received += 1
                     if msg_type == 1 and not got_open:
                         got_open = True
@@ -452,7 +439,16 @@ class MiniSpeaker:
                     elif msg_type == 4 and got_open and not self.established.is_set():
                         self.established.set()
                         self._on_established()
-                buf = buf[pos:]
+        except BadFraming as e:
+            # What the agent relays from the backend is never this; a device
+            # would answer with a NOTIFICATION, this one just hangs up.
+            # (shutdown, not close: the keepalive thread still holds the
+            # descriptor; see _stop_reader.)
+            self.framing_error = str(e)
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         except OSError:
             pass
         self.closed.set()
