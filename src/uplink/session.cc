@@ -155,6 +155,7 @@ void Session::on_control_failure(const std::string& why) {
 
 void Session::open_stream_locked(bool resume) {
   in_flight_ = InFlight::None;
+  coalescer_.reset();
   in_flight_bytes_ = 0;
   read_in_flight_ = false;
   read_closed_ = false;
@@ -319,7 +320,16 @@ void Session::pump_up_locked() {
   const uint64_t seen_write = up_.write_pos();  // before the plan: see wait_for_bytes
   BatchPlan plan = plan_batch(up_, kMaxBatchBytes, offset);
   switch (plan.status) {
-    case BatchPlan::Status::Ready:
+    case BatchPlan::Status::Ready: {
+      // Under a steady flow a small batch waits a moment for more
+      // (coalescing.h); the timer brings us back (tick), not the listener.
+      const int64_t now = monotonic_ns();
+      if (!coalescer_.send_now(plan.bytes, closed == shm::RingClose::Eof, now)) {
+        env_.wake_at(id_.slot, id_.generation, coalescer_.hold_until_ns());
+        return;
+      }
+      coalescer_.sent(plan.bytes, now);
+    }
       request.set(0, plan.bytes, fill_from_up(offset));
       in_flight_ = InFlight::Data;
       in_flight_bytes_ = plan.bytes;
@@ -733,6 +743,8 @@ void Session::tick(int64_t now_ns) {
   if (phase_ != Phase::Done) {
     release_idle_down_locked();
   }
+  if (phase_ == Phase::Streaming && coalescer_.holding() && now_ns >= coalescer_.hold_until_ns())
+    pump_up_locked();  // a held batch's time is up
   if (phase_ == Phase::Reconnecting) {
     if (reopen_at_ns_ && now_ns >= reopen_at_ns_) {
       env_.control->counters.grpc_reconnects.fetch_add(1, std::memory_order_relaxed);

@@ -40,6 +40,7 @@
 #include "kentik/ktbgp/v202203beta2/proxy.grpc.pb.h"
 #include "uplink/async_stream.h"
 #include "uplink/channel_pool.h"
+#include "uplink/coalescing.h"
 #include "uplink/backoff.h"
 #include "uplink/control_answer.h"
 #include "uplink/data_decisions.h"
@@ -178,6 +179,7 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   std::shared_ptr<DataStream> stream_;
   InFlight in_flight_ = InFlight::None;
   size_t in_flight_bytes_ = 0;
+  Coalescer coalescer_;  // when a small batch waits for more
   bool read_in_flight_ = false;
   bool read_closed_ = false;
   bool writes_done_ = false;
