@@ -95,7 +95,8 @@ def run_once(ctx, path_name, run_index, args, binaries, latency):
     if recorder:
         recorder.stop()
     used = meter.used()
-    res = {"path": path_name, "run": run_index, "cpu": used, "rss_kib": meter.peak_rss(),
+    res = {"path": path_name, "run": run_index, "cpu": used, "cpu_coarse": sorted(meter.coarse),
+           "rss_kib": meter.peak_rss(),
            "relays": list(relays), "perf_files": recorder.files if recorder else {},
            "other_cores": load.foreign_cores(sum(v for v in used.values() if v)),
            "cpu_wait_s": meter.cpu_wait()}

@@ -67,13 +67,18 @@ class CpuMeter:
         self.after = {}
         self.wait_before = {}
         self.wait_after = {}
+        self.threads_before = {}
+        self.threads_after = {}
+        self.coarse = set()  # labels measured in clock ticks only (see used())
 
     def start(self):
         self.before = {k: cpu_seconds(p) for k, p in self.procs.items()}
+        self.threads_before = {k: thread_run_ns(p) for k, p in self.procs.items()}
         self.wait_before = {k: run_delay_seconds(p) for k, p in self.procs.items()}
 
     def stop(self):
         self.after = {k: cpu_seconds(p) for k, p in self.procs.items()}
+        self.threads_after = {k: thread_run_ns(p) for k, p in self.procs.items()}
         self.wait_after = {k: run_delay_seconds(p) for k, p in self.procs.items()}
 
     def cpu_wait(self):
@@ -87,10 +92,27 @@ class CpuMeter:
         return total
 
     def used(self):
+        """CPU seconds per label. From each thread's nanosecond run time
+        (schedstat): /proc/PID/stat counts in clock ticks (10 ms), too
+        coarse when a relay uses ~0.1 s and four processes are added up.
+        A thread that was there at start() and gone at stop() took its run
+        time along; then the process falls back to clock ticks (listed in
+        `coarse`). A label without a start() reading (a process started
+        since) counts from its birth."""
         out = {}
+        self.coarse = set()
         for k in self.procs:
+            tb, ta = self.threads_before.get(k), self.threads_after.get(k)
+            if ta is not None and (tb is None or set(tb) <= set(ta)):
+                if tb is None and self.before.get(k) != 0.0:
+                    out[k] = None
+                    continue
+                out[k] = sum(ns - (tb or {}).get(tid, 0) for tid, ns in ta.items()) / 1e9
+                continue
             b, a = self.before.get(k), self.after.get(k)
             out[k] = (a - b) if a is not None and b is not None else None
+            if out[k] is not None:
+                self.coarse.add(k)
         return out
 
     def peak_rss(self):
@@ -181,6 +203,23 @@ def thread_count(pid):
         return len(os.listdir("/proc/%d/task" % pid))
     except OSError:
         return None
+
+
+def thread_run_ns(pid):
+    """{tid: nanoseconds on a CPU} of the live threads of `pid`
+    (/proc/PID/task/TID/schedstat, first field), or None."""
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    out = {}
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                out[tid] = int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
 
 
 def run_delay_seconds(pid):

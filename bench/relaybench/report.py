@@ -58,6 +58,16 @@ def load_note(results):
                 ", ".join("%s run %d: %.2f" % (r["path"], r["run"], r["other_cores"]) for r in busy)))
 
 
+def coarse_note(results):
+    """Lines naming the runs whose CPU for some process is in clock ticks
+    (10 ms) rather than nanoseconds (procstat.CpuMeter.used)."""
+    coarse = ["%s run %d: %s" % (r["path"], r["run"], ", ".join(r["cpu_coarse"]))
+              for r in results if r.get("cpu_coarse")]
+    if not coarse:
+        return ["CPU seconds: each thread's run time in ns (schedstat), summed per process."]
+    return ["NOTE: CPU of these in clock ticks (10 ms; a thread ended during the run): " + "; ".join(coarse)]
+
+
 def _mark(ok):
     if ok is None:
         return "[ n/a  ]"
@@ -81,11 +91,11 @@ def table_report(results, paths, title):
         relay_cpu = _sum_median(rs, "cpu", relay_labels) if relay_labels else None
         cpu = _proc_medians(rs, "cpu")
         lines.append("%-8s %9.3f %8s %12s %13s %11s %11s   %s" % (
-            p, t, _fmt(t / direct if direct else None, "%.2f"), _fmt(relay_cpu, "%.2f"),
+            p, t, _fmt(t / direct if direct else None, "%.2f"), _fmt(relay_cpu, "%.3f"),
             _fmt(cpu.get("sender BIRD"), "%.2f"), _fmt(cpu.get("receiver BIRD"), "%.2f"),
             _fmt(_median_of(rs, "cpu_wait_s"), "%.2f"),
             " ".join("%.3f" % r["time_s"] for r in rs)))
-    lines += ["", _process_table(by, paths), "", load_note(results)]
+    lines += ["", _process_table(by, paths), "", load_note(results)] + coarse_note(results)
     lines += ["", "Targets (issue 8, full-table mode):"]
     lines += table_targets(by, direct)
     return "\n".join(lines)
@@ -101,15 +111,15 @@ def _process_table(by, paths):
         cpu = _proc_medians(rs, "cpu")
         rss = _proc_medians(rs, "rss_kib")
         for label in rs[0]["relays"]:
-            lines.append("%-8s %-16s %10s %14s" % (p, label, _fmt(cpu.get(label), "%.2f"),
+            lines.append("%-8s %-16s %10s %14s" % (p, label, _fmt(cpu.get(label), "%.3f"),
                                                    _fmt(rss.get(label) / 1024 if rss.get(label) else None,
                                                         "%.1f")))
         if p == "kbgp":
-            lines.append("%-8s %-16s %10s" % (p, "agent (4 procs)", _fmt(_sum_median(rs, "cpu", AGENT), "%.2f")))
+            lines.append("%-8s %-16s %10s" % (p, "agent (4 procs)", _fmt(_sum_median(rs, "cpu", AGENT), "%.3f")))
             lines.append("%-8s %-16s %10s" % (p, "agent + ingest", _fmt(
-                _sum_median(rs, "cpu", AGENT + ("kbgp-ingest",)), "%.2f")))
+                _sum_median(rs, "cpu", AGENT + ("kbgp-ingest",)), "%.3f")))
         if p == "stunnel":
-            lines.append("%-8s %-16s %10s" % (p, "both stunnels", _fmt(_sum_median(rs, "cpu", STUNNELS), "%.2f")))
+            lines.append("%-8s %-16s %10s" % (p, "both stunnels", _fmt(_sum_median(rs, "cpu", STUNNELS), "%.3f")))
     return "\n".join(lines)
 
 
@@ -125,8 +135,8 @@ def table_targets(by, direct):
         agent = _sum_median(by["kbgp"], "cpu", AGENT)
         with_ingest = _sum_median(by["kbgp"], "cpu", AGENT + ("kbgp-ingest",))
         tunnels = _sum_median(by["stunnel"], "cpu", STUNNELS)
-        out.append("  %s agent CPU (kbgp's 4 processes) <= both stunnels' CPU: %.2f s vs %.2f s "
-                   "(agent + kbgp-ingest: %.2f s)" % (_mark(agent <= tunnels), agent, tunnels, with_ingest))
+        out.append("  %s agent CPU (kbgp's 4 processes) <= both stunnels' CPU: %.3f s vs %.3f s "
+                   "(agent + kbgp-ingest: %.3f s)" % (_mark(agent <= tunnels), agent, tunnels, with_ingest))
     else:
         out.append("  %s agent CPU <= both stunnels' CPU: needs the kbgp and stunnel paths" % _mark(None))
     return out
@@ -151,10 +161,10 @@ def raw_report(results, paths, title):
         lines.append("%-8s %12.0f %9.1f %9.3f %8s %12s %12s %11s   %s" % (
             p, median([r["messages"] / r["time_s"] for r in rs]),
             median([r["bytes"] / r["time_s"] / 1e6 for r in rs]), t,
-            _fmt(t / direct if direct else None, "%.2f"), _fmt(relay_cpu, "%.2f"), _fmt(tools, "%.2f"),
+            _fmt(t / direct if direct else None, "%.2f"), _fmt(relay_cpu, "%.3f"), _fmt(tools, "%.3f"),
             _fmt(_median_of(rs, "cpu_wait_s"), "%.2f"),
             " ".join("%.0f" % (r["messages"] / r["time_s"]) for r in rs)))
-    lines += ["", _process_table(by, paths), "", load_note(results)]
+    lines += ["", _process_table(by, paths), "", load_note(results)] + coarse_note(results)
     lines += ["", "Target (issue 8, --raw):"]
     if "kbgp" in by and "stunnel" in by:
         k = median([r["messages"] / r["time_s"] for r in by["kbgp"]])
