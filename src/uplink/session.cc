@@ -318,18 +318,22 @@ void Session::pump_up_locked() {
   if (extension_ && counter_up_ - acked_up_ >= shm::kRequestWindow - 1) return;
   const size_t offset = static_cast<size_t>(sent_end_ - up_.read_pos());
   const uint64_t seen_write = up_.write_pos();  // before the plan: see wait_for_bytes
+  // Under a steady flow a small batch waits a moment for more
+  // (coalescing.h); the timer brings us back (tick), not the listener.
+  // Decided on the unsent byte count, before the headers are walked: a
+  // held batch would be walked again when it goes.
+  const int64_t now = monotonic_ns();
+  const bool was_holding = coalescer_.holding();
+  if (const size_t unsent = up_.available() - offset;
+      unsent > 0 && !coalescer_.send_now(std::min(unsent, kMaxBatchBytes),
+                                         closed == shm::RingClose::Eof, now)) {
+    if (!was_holding) env_.wake_at(id_.slot, id_.generation, coalescer_.hold_until_ns());
+    return;
+  }
   BatchPlan plan = plan_batch(up_, kMaxBatchBytes, offset);
   switch (plan.status) {
-    case BatchPlan::Status::Ready: {
-      // Under a steady flow a small batch waits a moment for more
-      // (coalescing.h); the timer brings us back (tick), not the listener.
-      const int64_t now = monotonic_ns();
-      if (!coalescer_.send_now(plan.bytes, closed == shm::RingClose::Eof, now)) {
-        env_.wake_at(id_.slot, id_.generation, coalescer_.hold_until_ns());
-        return;
-      }
+    case BatchPlan::Status::Ready:
       coalescer_.sent(plan.bytes, now);
-    }
       request.set(0, plan.bytes, fill_from_up(offset));
       in_flight_ = InFlight::Data;
       in_flight_bytes_ = plan.bytes;
