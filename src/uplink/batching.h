@@ -15,7 +15,8 @@ namespace kbgp::uplink {
 // gRPC and an acknowledgement back (x-kbgp-resume), whatever its size; at
 // 64 KiB those dominated the uplink's CPU under a table dump. Light
 // traffic is not delayed: a batch goes out with whatever whole messages
-// are there when the previous write completes.
+// are there when the previous write completes (under a steady flow a
+// small one may wait a moment for more: coalescing.h).
 constexpr size_t kMaxBatchBytes = 256 * 1024;
 constexpr size_t kBgpHeaderSize = 19;
 constexpr size_t kBgpMaxLength = 65535;  // RFC 8654 extended messages

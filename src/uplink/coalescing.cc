@@ -8,6 +8,7 @@ bool Coalescer::send_now(size_t bytes, bool final, int64_t now_ns) {
   const bool flowing = last_sent_bytes_ >= kBusyBytes && now_ns - last_sent_ns_ < kHoldNs;
   if (!flowing) return true;
   hold_until_ns_ = now_ns + kHoldNs;
+  ++holds_;
   return false;
 }
 

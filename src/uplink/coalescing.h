@@ -42,12 +42,16 @@ class Coalescer {
   bool holding() const { return hold_until_ns_ != 0; }
 
   // A new stream starts (resume): nothing to hold over from the old one.
-  void reset() { *this = Coalescer(); }
+  void reset() { hold_until_ns_ = last_sent_ns_ = 0, last_sent_bytes_ = 0; }
+
+  // Batches held so far (for the session's end-of-session log line).
+  uint64_t holds() const { return holds_; }
 
  private:
   int64_t last_sent_ns_ = 0;
   size_t last_sent_bytes_ = 0;
   int64_t hold_until_ns_ = 0;
+  uint64_t holds_ = 0;
 };
 
 }  // namespace kbgp::uplink

@@ -82,7 +82,9 @@ void Session::finish_locked(ipc::SessionEnd reason) {
   phase_ = Phase::Done;
   slot().data_connected.store(0, std::memory_order_relaxed);
   log::debug("session ended", {{"session-id", id_.session_id},
-                               {"reason", ipc::session_end_name(reason)}});
+                               {"reason", ipc::session_end_name(reason)},
+                               {"data-requests", counter_up_},
+                               {"held", coalescer_.holds()}});
   env_.ended(id_.slot, id_.generation, reason);
 }
 

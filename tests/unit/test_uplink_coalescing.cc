@@ -86,3 +86,15 @@ TEST_CASE("a new stream forgets the hold") {
   CHECK_FALSE(c.holding());
   CHECK(c.send_now(kSmall, false, kT0 + 2));
 }
+
+TEST_CASE("holds are counted, across streams") {
+  Coalescer c;
+  c.sent(kBig, kT0);
+  CHECK_FALSE(c.send_now(kSmall, false, kT0 + 1));
+  CHECK_FALSE(c.send_now(kSmall, false, kT0 + 2));  // the same hold
+  CHECK(c.holds() == 1);
+  c.reset();
+  c.sent(kBig, kT0 + 3);
+  CHECK_FALSE(c.send_now(kSmall, false, kT0 + 4));
+  CHECK(c.holds() == 2);
+}

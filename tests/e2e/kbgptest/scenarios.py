@@ -86,6 +86,27 @@ def check_token_not_logged(ctx, token):
     ctx.step("the API token appears in no log")
 
 
+def check_coalescing(ctx, agent, ingest, device_ip):
+    """The uplink's line for the ended session (debug): as many DataRequests
+    as kbgp-ingest received for it, and how many batches a steady flow made
+    it hold for more (uplink/coalescing.h; the policy itself is unit-tested).
+    A held batch that never went would have kept routes from the collector."""
+    def ended_lines(log):
+        return [json.loads(x) for x in log.find("session ended") if x.lstrip().startswith("{")]
+    ups = [x for x in ended_lines(agent.log) if "data-requests" in x]
+    ctx.check(len(ups) == 1, "want one uplink 'session ended' line, got %d" % len(ups))
+    if not ups:
+        return
+    up = ups[0]
+    sent, held = int(up["data-requests"]), int(up["held"])
+    got = [x for x in ended_lines(ingest.log) if x.get("session_id") == up["session-id"]]
+    ctx.check(len(got) == 1 and int(got[0].get("requests", -1)) == sent,
+              "the uplink counted %d DataRequests, kbgp-ingest %s" % (sent, [x.get("requests") for x in got]))
+    ctx.check(0 < sent and held <= sent, "uplink: %d DataRequests, %d held" % (sent, held))
+    ctx.step("uplink: %d DataRequests for the session of %s (kbgp-ingest got as many), %d of them "
+             "held for more (steady flow)" % (sent, device_ip, held))
+
+
 def check_agent_stops(ctx, agent):
     """SIGTERM stops the supervisor and all three workers."""
     t = time.monotonic()
@@ -103,7 +124,8 @@ def relay(ctx, kind, n4, n6, routes_timeout=90, path=None, tag=""):
     must end at the collector (and at the agent)."""
     routes = make_routes(n4, n6)
     topo = Topology(ctx, path, tag)
-    device = topo.start_standard(kind, DEVICE_IP, DEVICE_ASN, routes)
+    # Debug: the uplink's end-of-session line (check_coalescing).
+    device = topo.start_standard(kind, DEVICE_IP, DEVICE_ASN, routes, agent_log_level="debug")
     topo.wait_established(device, timeout=30)
 
     t = time.monotonic()
@@ -140,6 +162,7 @@ def relay(ctx, kind, n4, n6, routes_timeout=90, path=None, tag=""):
         ctx.wait_until(lambda: agent.status().get("ActiveSessions") == 0, 20,
                        "kbgp's ActiveSessions to drop to 0", describe=lambda: str(agent.status()))
         ctx.step("collector and kbgp saw the session end")
+        check_coalescing(ctx, agent, topo.ingest, device.ip)
         check_agent_stops(ctx, agent)
         check_token_not_logged(ctx, agent.token)
     else:

@@ -88,12 +88,12 @@ class Topology:
         self.devices.append(dev)
         return dev
 
-    def start_standard(self, kind, ip, asn, routes):
+    def start_standard(self, kind, ip, asn, routes, agent_log_level="info"):
         """Collector, then (kbgp path) kbgp-ingest and kbgp, then the device."""
         self.start_collector([(ip, asn)])
         if self.path == "kbgp":
             self.start_ingest([ip])
-            self.start_agent()
+            self.start_agent(log_level=agent_log_level)
         return self.start_device(kind, ip, asn, routes)
 
     def _need_kbgp(self):
