@@ -96,23 +96,30 @@ class CpuMeter:
         (schedstat): /proc/PID/stat counts in clock ticks (10 ms), too
         coarse when a relay uses ~0.1 s and four processes are added up.
         A thread that was there at start() and gone at stop() took its run
-        time along; then the process falls back to clock ticks (listed in
-        `coarse`). A label without a start() reading (a process started
-        since) counts from its birth."""
+        time along, and one born and gone in between was never seen (the
+        ticks then exceed the sum by more than their rounding): then the
+        process falls back to clock ticks (listed in `coarse`). A label
+        whose start() reading is 0.0 (a process started since) counts from
+        its birth."""
         out = {}
         self.coarse = set()
         for k in self.procs:
             tb, ta = self.threads_before.get(k), self.threads_after.get(k)
-            if ta is not None and (tb is None or set(tb) <= set(ta)):
-                if tb is None and self.before.get(k) != 0.0:
-                    out[k] = None
-                    continue
-                out[k] = sum(ns - (tb or {}).get(tid, 0) for tid, ns in ta.items()) / 1e9
-                continue
             b, a = self.before.get(k), self.after.get(k)
-            out[k] = (a - b) if a is not None and b is not None else None
-            if out[k] is not None:
-                self.coarse.add(k)
+            ticks = (a - b) if a is not None and b is not None else None
+            precise = None
+            if ta is not None and (tb is None or set(tb) <= set(ta)) and (tb is not None or b == 0.0):
+                precise = sum(ns - (tb or {}).get(tid, 0) for tid, ns in ta.items()) / 1e9
+            # A thread born and ended inside the window is in neither
+            # snapshot: then the ticks (which include it) exceed the sum by
+            # more than their rounding, one tick per thread and process.
+            slack = (len(ta or ()) + 1) / CLK_TCK
+            if precise is not None and (ticks is None or ticks - precise <= slack):
+                out[k] = precise
+            else:
+                out[k] = ticks
+                if ticks is not None:
+                    self.coarse.add(k)
         return out
 
     def peak_rss(self):
@@ -219,7 +226,7 @@ def thread_run_ns(pid):
                 out[tid] = int(f.read().split()[0])
         except (OSError, IndexError, ValueError):
             continue
-    return out
+    return out or None
 
 
 def run_delay_seconds(pid):

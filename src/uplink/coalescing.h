@@ -11,10 +11,17 @@
 // round). Holding a small batch for at most kHoldNs while a flow is on
 // halves the requests and the CPU of the agent and of the backend.
 //
-// Light traffic is never held: only a batch that follows a big request
-// (kBusyBytes) sent less than kHoldNs ago waits, so a lone UPDATE, a
-// KEEPALIVE or a burst of a few changes goes out at once, as before. A
-// batch of kFullBytes or more, or a ring the listener closed, goes at once.
+// Light traffic is never held: a batch waits only if a request of
+// kBusyBytes or more went out less than kHoldNs before, so a lone UPDATE,
+// a KEEPALIVE or a burst of a few changes goes out at once, as before; a
+// message that comes right behind a big request (an End-of-RIB after a
+// table) may wait up to kHoldNs. A batch of kFullBytes or more when the
+// uplink looks, or a ring the listener closed, goes at once. Once held, a
+// batch goes when its time is up, even if it grew past kFullBytes
+// meanwhile: the listener does not wake a holding uplink (that would bring
+// back a wake-up per read). The ring holds 512 KiB, so a session sending
+// faster than 128 MB/s could be paced by holds for a moment; the device
+// then waits on TCP, nothing is lost.
 #pragma once
 
 #include <cstddef>

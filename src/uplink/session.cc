@@ -326,7 +326,8 @@ void Session::pump_up_locked() {
   // held batch would be walked again when it goes.
   const int64_t now = monotonic_ns();
   const bool was_holding = coalescer_.holding();
-  if (const size_t unsent = up_.available() - offset;
+  const size_t available = up_.available();
+  if (const size_t unsent = available > offset ? available - offset : 0;
       unsent > 0 && !coalescer_.send_now(std::min(unsent, kMaxBatchBytes),
                                          closed == shm::RingClose::Eof, now)) {
     if (!was_holding) env_.wake_at(id_.slot, id_.generation, coalescer_.hold_until_ns());

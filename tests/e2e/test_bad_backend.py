@@ -184,6 +184,10 @@ def run_case(ctx, topo, agent, collector, proxy_log, faults, victim, case):
                        20, "%s: the proxy to inject it" % name)
         if expect == "ends":
             ctx.wait_until(speaker.closed.is_set, 20, "%s: the agent to end the victim's connection" % name)
+            # The victim hangs up itself on bad framing: that is not the
+            # agent ending it.
+            ctx.check(speaker.framing_error is None, "%s: the victim got bad framing from the agent: %s"
+                      % (name, speaker.framing_error))
             outcome = "victim's connection ended"
         else:
             # Alive, through the fault: Established at the collector and
@@ -191,7 +195,8 @@ def run_case(ctx, topo, agent, collector, proxy_log, faults, victim, case):
             ctx.wait_until(lambda: collector.peer_info(ip)["state"] == "Established", 20,
                            "%s: victim %s Established at the collector" % (name, ip))
             time.sleep(3)
-            ctx.check(not speaker.closed.is_set(), "%s: the victim's connection was closed" % name)
+            ctx.check(not speaker.closed.is_set(), "%s: the victim's connection was closed%s" % (
+                name, " (bad framing from the agent: %s)" % speaker.framing_error if speaker.framing_error else ""))
             ctx.check(collector.peer_info(ip)["state"] == "Established",
                       "%s: the collector lost the victim" % name)
             est, down = resilience.SessionLog(collector, protocol_name(ip)).counts()

@@ -59,8 +59,10 @@ TEST_CASE("a full batch or a closed ring goes at once, even while holding") {
 
 TEST_CASE("a steady flow keeps coalescing: one request per hold") {
   Coalescer c;
-  // A speaker writing 40 MB/s (a BIRD table dump on loopback), looked at
-  // every 0.5 ms: without holding, a request per look.
+  // A speaker writing 40 MB/s (a BIRD table dump on loopback), with the
+  // policy asked every 0.5 ms (more often than the uplink asks while it
+  // holds, which is only when its timer fires): without holding, a
+  // request per look.
   const size_t per_look = 20'000;
   size_t pending = 0, requests = 0;
   c.sent(kBig, kT0);

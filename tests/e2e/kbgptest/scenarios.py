@@ -87,20 +87,23 @@ def check_token_not_logged(ctx, token):
 
 
 def check_coalescing(ctx, agent, ingest, device_ip):
-    """The uplink's line for the ended session (debug): as many DataRequests
-    as kbgp-ingest received for it, and how many batches a steady flow made
-    it hold for more (uplink/coalescing.h; the policy itself is unit-tested).
-    A held batch that never went would have kept routes from the collector."""
-    def ended_lines(log):
-        return [json.loads(x) for x in log.find("session ended") if x.lstrip().startswith("{")]
-    ups = [x for x in ended_lines(agent.log) if "data-requests" in x]
+    """The uplink's line for the ended session (debug, JSON logs): as many
+    DataRequests as kbgp-ingest received for it, and how many batches a
+    steady flow made it hold for more (uplink/coalescing.h; the policy
+    itself is unit-tested). A held batch that never went would have kept
+    routes from the collector."""
+    def ended(log, key):
+        return [obj for _, obj in log.records() if obj and obj.get("message") == "session ended" and key in obj]
+    # ActiveSessions drops when the listener is done; the uplink logs once
+    # the stream's status is in, kbgp-ingest after closing the collector.
+    ctx.wait_until(lambda: ended(agent.log, "data-requests") and ended(ingest.log, "requests"), 20,
+                   "the uplink's and kbgp-ingest's 'session ended' lines (JSON logs)")
+    ups = ended(agent.log, "data-requests")
     ctx.check(len(ups) == 1, "want one uplink 'session ended' line, got %d" % len(ups))
-    if not ups:
-        return
     up = ups[0]
     sent, held = int(up["data-requests"]), int(up["held"])
-    got = [x for x in ended_lines(ingest.log) if x.get("session_id") == up["session-id"]]
-    ctx.check(len(got) == 1 and int(got[0].get("requests", -1)) == sent,
+    got = [x for x in ended(ingest.log, "requests") if x.get("session_id") == up.get("session-id")]
+    ctx.check(len(got) == 1 and int(got[0]["requests"]) == sent,
               "the uplink counted %d DataRequests, kbgp-ingest %s" % (sent, [x.get("requests") for x in got]))
     ctx.check(0 < sent and held <= sent, "uplink: %d DataRequests, %d held" % (sent, held))
     ctx.step("uplink: %d DataRequests for the session of %s (kbgp-ingest got as many), %d of them "
