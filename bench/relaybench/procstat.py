@@ -212,9 +212,10 @@ def thread_count(pid):
         return None
 
 
-def thread_run_ns(pid):
-    """{tid: nanoseconds on a CPU} of the live threads of `pid`
-    (/proc/PID/task/TID/schedstat, first field), or None."""
+def thread_schedstat(pid, field):
+    """{tid: value} of one field of /proc/PID/task/TID/schedstat for the
+    live threads of `pid` (0: nanoseconds on a CPU; 1: nanoseconds runnable
+    but waiting for one), or None."""
     try:
         tids = os.listdir("/proc/%d/task" % pid)
     except (FileNotFoundError, ProcessLookupError):
@@ -223,24 +224,19 @@ def thread_run_ns(pid):
     for tid in tids:
         try:
             with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                out[tid] = int(f.read().split()[0])
+                out[tid] = int(f.read().split()[field])
         except (OSError, IndexError, ValueError):
             continue
     return out or None
 
 
+def thread_run_ns(pid):
+    """{tid: nanoseconds on a CPU} of the live threads of `pid`, or None."""
+    return thread_schedstat(pid, 0)
+
+
 def run_delay_seconds(pid):
-    """Time the live threads of `pid` spent runnable but waiting for a CPU
-    (/proc/PID/task/TID/schedstat, second field), or None."""
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    total = 0
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / 1e9
+    """Time the live threads of `pid` spent runnable but waiting for a CPU,
+    or None."""
+    waits = thread_schedstat(pid, 1)
+    return sum(waits.values()) / 1e9 if waits is not None else None
