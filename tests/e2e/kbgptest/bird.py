@@ -232,6 +232,10 @@ class BirdCollector(Bird):
             parts.append(
                 "protocol bgp %s {\n"
                 "  local %s port %d as %d;\n"
+                # Listen on our own address only: a listener on 0.0.0.0:port
+                # (BIRD's default) makes any other test's bind to that port
+                # fail, e.g. a scale fleet's, when tests run in parallel.
+                "  strict bind on;\n"
                 "  neighbor %s as %d;\n"
                 "  passive on;\n"
                 "  multihop;\n"
@@ -343,6 +347,7 @@ class BirdDevice(Bird):
                 "include \"%s\";\n"
                 "protocol bgp %s {\n"
                 "  local %s port %d as %d;\n"
+                "  strict bind on;\n"  # as the collector's: no listener on 0.0.0.0
                 "  neighbor %s port %d as %d;\n"
                 "  multihop;\n"
                 "  connect delay time 1;\n"
