@@ -49,7 +49,11 @@ class Coalescer {
   bool holding() const { return hold_until_ns_ != 0; }
 
   // A new stream starts (resume): nothing to hold over from the old one.
-  void reset() { hold_until_ns_ = last_sent_ns_ = 0, last_sent_bytes_ = 0; }
+  void reset() {
+    last_sent_ns_ = 0;
+    last_sent_bytes_ = 0;
+    hold_until_ns_ = 0;  // holds_ keeps counting: it is per session
+  }
 
   // Batches held so far (for the session's end-of-session log line).
   uint64_t holds() const { return holds_; }
