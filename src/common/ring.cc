@@ -170,17 +170,12 @@ RingConsumer::Spans RingConsumer::readable() const {
           std::span<const uint8_t>(data_, avail - first)};
 }
 
-RingConsumer::Spans RingConsumer::spans_at(size_t offset, size_t n) const {
+void RingConsumer::peek(size_t offset, uint8_t* out, size_t n) const {
   uint64_t r = header_->read_pos.load(std::memory_order_relaxed) + offset;
   size_t start = ring_index(r, capacity_);
   size_t n1 = std::min(n, capacity_ - start);
-  return {std::span<const uint8_t>(data_ + start, n1), std::span<const uint8_t>(data_, n - n1)};
-}
-
-void RingConsumer::peek(size_t offset, uint8_t* out, size_t n) const {
-  Spans spans = spans_at(offset, n);
-  std::memcpy(out, spans.first.data(), spans.first.size());
-  if (!spans.second.empty()) std::memcpy(out + spans.first.size(), spans.second.data(), spans.second.size());
+  std::memcpy(out, data_ + start, n1);
+  if (n > n1) std::memcpy(out + n1, data_, n - n1);
 }
 
 void RingConsumer::consume(size_t n) {

@@ -93,9 +93,6 @@ class RingConsumer {
     size_t size() const { return first.size() + second.size(); }
   };
   Spans readable() const;
-  // The `n` bytes at `offset` past the read position, in place: one span,
-  // or two where they wrap (n must be <= available() - offset).
-  Spans spans_at(size_t offset, size_t n) const;
   // Copies `n` bytes at `offset` past the read position into `out` (n must be
   // <= available() - offset).
   void peek(size_t offset, uint8_t* out, size_t n) const;

@@ -34,8 +34,8 @@ constexpr int64_t kReopenMaxNs = 5'000'000'000;
 Session::Session(SessionEnv& env, SessionIdentity identity, SharedMapping region)
     : env_(env),
       id_(std::move(identity)),
-      region_map_(std::make_shared<const SharedMapping>(std::move(region))),
-      region_(region_map_->as<shm::SessionRegion>()),
+      region_map_(std::move(region)),
+      region_(region_map_.as<shm::SessionRegion>()),
       up_(up_consumer(region_)),
       down_(down_producer(region_)),
       ledger_(&region_->uplink),
@@ -247,21 +247,8 @@ void Session::begin_kill_locked(ipc::SessionEnd reason) {
   cancel_at_ns_ = monotonic_ns() + kKillGraceNs;
 }
 
-void Session::set_data_locked(WireDataRequest& request, size_t offset, size_t n) {
-  if (extension_) {
-    // No copy: gRPC encrypts the bytes straight from the ring. They stay
-    // there until the backend acknowledges this request (acknowledged_locked)
-    // or a resumed stream's counters say it has it, so the listener cannot
-    // overwrite them before gRPC has sent them; retries are off, so gRPC
-    // never reads them again after that. The mapping itself stays until
-    // gRPC drops its last reference (a stream cut mid-write).
-    RingConsumer::Spans spans = up_.spans_at(offset, n);
-    request.set_in_place(0, spans.first, spans.second, region_map_);
-    return;
-  }
-  // Without acknowledgements a request's bytes are freed when gRPC reports
-  // the write done, and that does not promise it has read them: copy.
-  request.set(0, n, [this, offset](uint8_t* out, size_t count) { up_.peek(offset, out, count); });
+WireDataRequest::Fill Session::fill_from_up(size_t offset) const {
+  return [this, offset](uint8_t* out, size_t n) { up_.peek(offset, out, n); };
 }
 
 void Session::pump_up_locked() {
@@ -310,7 +297,7 @@ void Session::pump_up_locked() {
       return;
     }
     if (*to > *from)
-      set_data_locked(request, static_cast<size_t>(*from - read), static_cast<size_t>(*to - *from));
+      request.set(0, static_cast<size_t>(*to - *from), fill_from_up(static_cast<size_t>(*from - read)));
     else
       request.set_action(0);
     in_flight_ = InFlight::Resend;
@@ -350,7 +337,7 @@ void Session::pump_up_locked() {
   switch (plan.status) {
     case BatchPlan::Status::Ready:
       coalescer_.sent(plan.bytes, now);
-      set_data_locked(request, offset, plan.bytes);
+      request.set(0, plan.bytes, fill_from_up(offset));
       in_flight_ = InFlight::Data;
       in_flight_bytes_ = plan.bytes;
       if (extension_) count_request_locked(sent_end_ + plan.bytes);

@@ -150,18 +150,14 @@ class Session final : public DataStream::Owner, public std::enable_shared_from_t
   void let_go_locked();
   // Returns the down ring's pages once it is drained and was quiet a tick.
   void release_idle_down_locked();
-  // Puts `n` up-ring bytes from `offset` past the read position into
-  // `request` as its data element: in place with the acknowledgement
-  // extension, a copy without.
-  void set_data_locked(WireDataRequest& request, size_t offset, size_t n);
+  // Writes `n` up-ring bytes from `offset` past the read position into a request.
+  WireDataRequest::Fill fill_from_up(size_t offset) const;
   shm::SessionSlot& slot() const;
   std::string device_ip() const;
 
   SessionEnv& env_;
   const SessionIdentity id_;
-  // Shared: DataRequests sent in place hold it too (set_data_locked), so
-  // the ring stays mapped until gRPC lets go of their bytes.
-  std::shared_ptr<const SharedMapping> region_map_;
+  SharedMapping region_map_;
   shm::SessionRegion* region_;
   RingConsumer up_;
   RingProducer down_;

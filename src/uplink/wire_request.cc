@@ -3,7 +3,6 @@
 #include <grpc/slice.h>
 
 #include <cstring>
-#include <memory>
 
 namespace kbgp::uplink {
 
@@ -54,34 +53,7 @@ grpc::ByteBuffer build(int action, bool has_data, size_t n, const WireDataReques
   return grpc::ByteBuffer(&slice, 1);
 }
 
-// A slice's reference to `keep`, dropped by gRPC's last unref of the slice
-// (on whichever thread that happens).
-void drop_keep(void* holder) {
-  std::unique_ptr<std::shared_ptr<const void>> owned(static_cast<std::shared_ptr<const void>*>(holder));
-}
-
-grpc::Slice in_place_slice(std::span<const uint8_t> bytes, const std::shared_ptr<const void>& keep) {
-  // gRPC's C interface wants a void* owner: a heap copy of the shared_ptr,
-  // owned again (and freed) by drop_keep.
-  auto holder = std::make_unique<std::shared_ptr<const void>>(keep);
-  grpc::Slice slice(const_cast<uint8_t*>(bytes.data()), bytes.size(), drop_keep, holder.get());
-  holder.release();
-  return slice;
-}
-
 }  // namespace
-
-void WireDataRequest::set_in_place(int action, std::span<const uint8_t> first,
-                                   std::span<const uint8_t> second,
-                                   const std::shared_ptr<const void>& keep) {
-  uint8_t header[kMaxHeader];
-  size_t header_len = put_header(action, true, first.size() + second.size(), header);
-  grpc::Slice slices[3] = {grpc::Slice(header, header_len)};
-  size_t count = 1;
-  if (!first.empty()) slices[count++] = in_place_slice(first, keep);
-  if (!second.empty()) slices[count++] = in_place_slice(second, keep);
-  buffer_ = grpc::ByteBuffer(slices, count);
-}
 
 void WireDataRequest::set_action(int action) { buffer_ = build(action, false, 0, nullptr); }
 

@@ -9,9 +9,6 @@
 // pb::DataRequest (field 1 `action` unless 0, then each `data` element as
 // field 2), so the backend cannot tell the difference; the unit test parses
 // them back with protobuf.
-//
-// With kbgp-ingest (acknowledged requests, resume.h) not even that copy is
-// made: the payload's slices point into the up ring (set_in_place).
 #pragma once
 
 #include <grpcpp/generic/generic_stub.h>
@@ -20,8 +17,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 
@@ -39,13 +34,6 @@ class WireDataRequest {
   // An action (0: none) and one data element of `n` bytes written by `fill`.
   void set(int action, size_t n, const Fill& fill);
   void set(int action, std::string_view data);
-  // An action (0: none) and one data element made of `first` then `second`,
-  // not copied: gRPC reads them in place. `keep` (the mapping they live in)
-  // is held until gRPC drops its last reference to them; that they are not
-  // overwritten before gRPC has sent them is the caller's promise
-  // (Session::set_data_locked).
-  void set_in_place(int action, std::span<const uint8_t> first, std::span<const uint8_t> second,
-                    const std::shared_ptr<const void>& keep);
   // Drops the buffer (gRPC keeps its own reference while it needs it).
   void clear() { buffer_.Clear(); }
 

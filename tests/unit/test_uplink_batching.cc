@@ -84,7 +84,7 @@ TEST_CASE("batching reads headers and copies bytes across the wrap point") {
   REQUIRE(plan.status == BatchPlan::Status::Ready);
   CHECK(plan.messages == 2);
   CHECK(plan.bytes == 95);
-  // Copied out as the uplink does without acknowledgements (Session::set_data_locked).
+  // Copied out as the uplink does (Session::fill_from_up).
   std::vector<uint8_t> out(plan.bytes);
   c.peek(0, out.data(), out.size());
   std::vector<uint8_t> expected(first);

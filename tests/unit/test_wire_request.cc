@@ -3,8 +3,6 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
-#include <memory>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -69,36 +67,6 @@ TEST_CASE("WireDataRequest: data only, the same bytes protobuf writes, at every 
     CHECK(parsed.action() == pb::DATA_ACTION_UNSPECIFIED);
     REQUIRE(parsed.data_size() == 1);
     CHECK(parsed.data(0) == data);
-  }
-}
-
-TEST_CASE("WireDataRequest: in place, from one or two spans, the same bytes, not copied, owner kept") {
-  for (size_t n : {size_t{1}, size_t{128}, size_t{16384}, size_t{256 * 1024}}) {
-    for (size_t split : {size_t{0}, n / 3, n}) {
-      INFO("payload " << n << " split at " << split);
-      std::string data = payload(n);
-      auto owner = std::make_shared<int>(7);
-      std::weak_ptr<int> watch = owner;
-      const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
-      WireDataRequest wire;
-      wire.set_in_place(0, std::span<const uint8_t>(bytes, split),
-                        std::span<const uint8_t>(bytes + split, n - split), owner);
-      owner.reset();
-      CHECK(!watch.expired());  // the slices hold it
-      pb::DataRequest expected;
-      expected.add_data(data);
-      CHECK(serialised(wire) == expected.SerializeAsString());
-      CHECK(wire.size() == expected.ByteSizeLong());
-      // Not copied: the payload slices point at the caller's bytes.
-      std::vector<grpc::Slice> slices;
-      REQUIRE(wire.buffer().Dump(&slices).ok());
-      bool points_at_source = false;
-      for (const auto& s : slices) points_at_source |= s.begin() == bytes || s.begin() == bytes + split;
-      CHECK(points_at_source);
-      slices.clear();
-      wire.clear();
-      CHECK(watch.expired());  // the last reference went with the slices
-    }
   }
 }
 
