@@ -148,7 +148,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // Every received descriptor is closed again: with the write end closed
   // too, no descriptor in this process may refer to the pipe. (A copy left
-  // in flight in the socket would show as the next message's mismatch.)
+  // in flight in the socket would shift every later message by one, which
+  // the first accepted message then shows as a mismatch.)
   write_end.reset();
   int leaked = fd_referring_to(pipe_stat);
   if (leaked >= 0) fprintf(stderr, "fd %d still refers to the pipe passed\n", leaked);
