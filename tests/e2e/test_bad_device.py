@@ -322,13 +322,18 @@ def churn(ctx, agent, sink):
     # While the supervisor pauses accepting for a slow worker (a sanitizer
     # build) the listen queue can overflow: the kernel then drops a
     # connection the client saw succeed, and the agent never accepts it.
+    want_handled = c0["ConnectionsAccepted"] + c0["ConnectionsRejected"] + done
+
+    def dropped():
+        return listen_drops() - drops0
+
     def drained():
         st = agent.status()
         c = st["Counters"]
         return st["ActiveSessions"] == base_active and \
-            c["ConnectionsAccepted"] + c["ConnectionsRejected"] + (listen_drops() - drops0) >= \
-            c0["ConnectionsAccepted"] + c0["ConnectionsRejected"] + done and \
+            c["ConnectionsAccepted"] + c["ConnectionsRejected"] + dropped() >= want_handled and \
             c["DataStreamsOpen"] == c0["DataStreamsOpen"]
+
     def describe():
         st = agent.status()
         counters = {k: st["Counters"][k] for k in
@@ -336,9 +341,8 @@ def churn(ctx, agent, sink):
         sessions = agent.sessions().get("Sessions") or []
         return "ActiveSessions %s (want %d), counters %s (accepted + rejected + kernel listen drops %d " \
             "wanted >= %d, streams %d); sessions: %s" % (
-                st["ActiveSessions"], base_active, counters, listen_drops() - drops0,
-                c0["ConnectionsAccepted"] + c0["ConnectionsRejected"] + done, c0["DataStreamsOpen"],
-                sessions[:6])
+                st["ActiveSessions"], base_active, counters, dropped(), want_handled,
+                c0["DataStreamsOpen"], sessions[:6])
     ctx.wait_until(drained, 120, "every churned session to end", interval=0.5, describe=describe)
     total = time.monotonic() - t0
     seen = [None]
@@ -361,7 +365,7 @@ def churn(ctx, agent, sink):
              "logged (%d lines about accepting paused for a slow worker)"
              % (done, CHURN_IP, opened, total, c["ConnectionsAccepted"] - c0["ConnectionsAccepted"],
                 c["ConnectionsRejected"] - c0["ConnectionsRejected"],
-                c["ConnectionsDenied"] - c0["ConnectionsDenied"], listen_drops() - drops0, sink.accepted,
+                c["ConnectionsDenied"] - c0["ConnectionsDenied"], dropped(), sink.accepted,
                 seen[0], len(paused)))
 
 
